@@ -1,0 +1,208 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Runtime names a container engine whose writable layers the agent reads.
+// +kubebuilder:validation:Enum=containerd;docker;containers-storage
+type Runtime string
+
+const (
+	// RuntimeContainerd is containerd with the overlayfs snapshotter (CRI or not).
+	RuntimeContainerd Runtime = "containerd"
+	// RuntimeDocker is Docker with the overlay2 storage driver (plain Docker or cri-dockerd).
+	RuntimeDocker Runtime = "docker"
+	// RuntimeContainersStorage is containers/storage with the overlay driver (CRI-O, podman).
+	RuntimeContainersStorage Runtime = "containers-storage"
+)
+
+// ContainerState says whether a container is running.
+// +kubebuilder:validation:Enum=Running;Stopped
+type ContainerState string
+
+const (
+	// ContainerRunning is a container whose writable layer is mounted and in use.
+	ContainerRunning ContainerState = "Running"
+	// ContainerStopped is a container that exited but whose writable layer is still on disk
+	// (for example the previous instance of a restarted container).
+	ContainerStopped ContainerState = "Stopped"
+)
+
+// NodeLayerReportStatus is what the agent measured on its node.
+type NodeLayerReportStatus struct {
+	// scanTime is when the scan behind these figures finished.
+	// +optional
+	ScanTime *metav1.Time `json:"scanTime,omitempty"`
+
+	// scanDuration is how long that scan took.
+	// +optional
+	ScanDuration *metav1.Duration `json:"scanDuration,omitempty"`
+
+	// agentVersion is the version of the agent that wrote the report.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	AgentVersion string `json:"agentVersion,omitempty"`
+
+	// runtimes are the container engines found on the node.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=3
+	Runtimes []Runtime `json:"runtimes,omitempty"`
+
+	// filesystems are the node filesystems that hold writable layers.
+	// +optional
+	// +listType=map
+	// +listMapKey=path
+	// +kubebuilder:validation:MaxItems=8
+	Filesystems []FilesystemUsage `json:"filesystems,omitempty"`
+
+	// containerCount is the number of containers with a writable layer on the node (it can
+	// exceed the length of containers, which is bounded).
+	// +optional
+	ContainerCount int32 `json:"containerCount,omitempty"`
+
+	// totalBytes is the sum of the writable layers of all those containers.
+	// +optional
+	TotalBytes int64 `json:"totalBytes,omitempty"`
+
+	// nodeAvailableBytes is the free space of the filesystem holding most writable layers.
+	// +optional
+	NodeAvailableBytes int64 `json:"nodeAvailableBytes,omitempty"`
+
+	// containers are the containers with a writable layer, largest first. Pod sandboxes are
+	// left out.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=1000
+	Containers []ContainerLayer `json:"containers,omitempty"`
+
+	// conditions: Scanned says whether the last scan covered every container.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// FilesystemUsage is a node filesystem's size and free space, as statfs reports them.
+type FilesystemUsage struct {
+	// path is where the filesystem holding writable layers is, on the node.
+	// +required
+	// +kubebuilder:validation:MaxLength=4096
+	Path string `json:"path"`
+	// capacityBytes is the filesystem's size.
+	// +required
+	CapacityBytes int64 `json:"capacityBytes"`
+	// availableBytes is the space unprivileged users may still write.
+	// +required
+	AvailableBytes int64 `json:"availableBytes"`
+	// inodes is the filesystem's number of inodes (0 where it has no fixed number).
+	// +optional
+	Inodes int64 `json:"inodes,omitempty"`
+	// inodesFree is the number of free inodes.
+	// +optional
+	InodesFree int64 `json:"inodesFree,omitempty"`
+}
+
+// ContainerLayer is one container's writable layer.
+type ContainerLayer struct {
+	// runtime is the engine that runs the container.
+	// +required
+	Runtime Runtime `json:"runtime"`
+	// containerID is the engine's ID of the container, as in the pod's
+	// status.containerStatuses[].containerID after the "<runtime>://" scheme.
+	// +required
+	// +kubebuilder:validation:MaxLength=128
+	ContainerID string `json:"containerID"`
+	// state is Running or Stopped (exited, its layer still on disk).
+	// +required
+	State ContainerState `json:"state"`
+	// namespace is the pod's namespace (empty for a container outside Kubernetes).
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// pod is the pod's name.
+	// +optional
+	Pod string `json:"pod,omitempty"`
+	// podUID is the pod's UID.
+	// +optional
+	PodUID string `json:"podUID,omitempty"`
+	// container is the container's name in the pod (or the engine's name for it).
+	// +optional
+	Container string `json:"container,omitempty"`
+	// upperDir is the writable layer's directory on the node.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	UpperDir string `json:"upperDir,omitempty"`
+	// bytes is the writable layer's size as the disk counts it: allocated blocks, hardlinks
+	// once (what `du -sB1` prints).
+	// +required
+	Bytes int64 `json:"bytes"`
+	// apparentBytes is the sum of file sizes (what Docker and containers/storage report).
+	// +optional
+	ApparentBytes int64 `json:"apparentBytes,omitempty"`
+	// inodes is the number of entries in the writable layer.
+	// +optional
+	Inodes int64 `json:"inodes,omitempty"`
+	// deletedOpenBytes is held by files the container deleted but still keeps open: no walk
+	// sees them, yet they fill the disk until closed.
+	// +optional
+	DeletedOpenBytes int64 `json:"deletedOpenBytes,omitempty"`
+	// growthBytesPerMinute is the smoothed growth rate of bytes (negative when shrinking).
+	// +optional
+	GrowthBytesPerMinute int64 `json:"growthBytesPerMinute,omitempty"`
+	// hotPaths are the largest directories of the layer, and those named by any policy that
+	// selects the pod, largest first.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	HotPaths []HotPathUsage `json:"hotPaths,omitempty"`
+}
+
+// HotPathUsage is one directory's share of a writable layer.
+type HotPathUsage struct {
+	// path is the directory as the container sees it.
+	// +required
+	// +kubebuilder:validation:MaxLength=4096
+	Path string `json:"path"`
+	// bytes are the allocated bytes below path in the writable layer.
+	// +required
+	Bytes int64 `json:"bytes"`
+	// files is the number of regular files below path in the writable layer.
+	// +optional
+	Files int64 `json:"files,omitempty"`
+	// growthBytesPerMinute is the smoothed growth rate of bytes.
+	// +optional
+	GrowthBytesPerMinute int64 `json:"growthBytesPerMinute,omitempty"`
+}
+
+// NodeLayerReport is the node agent's measurement of every writable layer on one node. It is
+// named after the node and written only by that node's agent.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=nlr,categories=layerkeeper
+// +kubebuilder:printcolumn:name="Containers",type=integer,JSONPath=`.status.containerCount`
+// +kubebuilder:printcolumn:name="Used",type=integer,JSONPath=`.status.totalBytes`
+// +kubebuilder:printcolumn:name="Node available",type=integer,JSONPath=`.status.nodeAvailableBytes`
+// +kubebuilder:printcolumn:name="Scanned",type=date,JSONPath=`.status.scanTime`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type NodeLayerReport struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// status is what the agent measured.
+	// +optional
+	Status NodeLayerReportStatus `json:"status,omitempty"`
+}
+
+// NodeLayerReportList is a list of NodeLayerReport.
+// +kubebuilder:object:root=true
+type NodeLayerReportList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []NodeLayerReport `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&NodeLayerReport{}, &NodeLayerReportList{})
+}
