@@ -98,20 +98,20 @@ type Thresholds struct {
 	// warn is the size over which a container is reported: pod and owner annotations, the
 	// WritableLayerWithinLimits=False condition on the owner and a WritableLayerOverLimit event.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() > 0",message="thresholds.warn must be greater than zero"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="thresholds.warn must be greater than zero"
 	Warn *resource.Quantity `json:"warn,omitempty"`
 
 	// offload is the size over which, in Enforce mode, the container's hot-path files are
 	// shipped to S3 and, once each upload is verified, deleted from the container.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() > 0",message="thresholds.offload must be greater than zero"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="thresholds.offload must be greater than zero"
 	Offload *resource.Quantity `json:"offload,omitempty"`
 
 	// restart is the size over which, in Enforce mode, the workload is restarted or the pod
 	// evicted, as spec.remediation.action says. Keep it below any ephemeral-storage limit and
 	// the kubelet's eviction threshold so layerkeeper acts gracefully before the kubelet does.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() > 0",message="thresholds.restart must be greater than zero"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="thresholds.restart must be greater than zero"
 	Restart *resource.Quantity `json:"restart,omitempty"`
 
 	// leadTime makes a threshold count as crossed early: when the container's measured growth
