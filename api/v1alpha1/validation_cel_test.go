@@ -4,16 +4,20 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/layerkeeper/layerkeeper/api/v1alpha1"
 	"github.com/layerkeeper/layerkeeper/test/builders"
@@ -352,5 +356,36 @@ func TestNodeLayerReportStatusRoundTrip(t *testing.T) {
 	bad.Status.Containers[0].State = "Paused"
 	if err := c.Status().Update(ctx, bad); err == nil || !strings.Contains(err.Error(), "status.containers[0].state") {
 		t.Errorf("a bad container state was not rejected naming the field: %v", err)
+	}
+}
+
+// TestSamplesAreAccepted applies every object of config/samples to the real API server.
+func TestSamplesAreAccepted(t *testing.T) {
+	c := requireAPIServer(t)
+	ctx := context.Background()
+	files, err := filepath.Glob(filepath.Join(framework.RepoRoot(), "config", "samples", "layerkeeper_*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no samples found: %v", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(data, &u.Object); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if ns := u.GetNamespace(); ns != "" {
+			nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
+			if err := c.Create(ctx, nsObj); err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Create(ctx, u); err != nil {
+			t.Errorf("%s rejected: %v", filepath.Base(f), err)
+			continue
+		}
+		_ = c.Delete(ctx, u)
 	}
 }
