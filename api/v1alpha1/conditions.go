@@ -70,6 +70,9 @@ const (
 	// ReasonCredentialsSecretNotFound: spec.offload.s3.credentialsSecretRef names no Secret,
 	// or one without the required keys.
 	ReasonCredentialsSecretNotFound = "CredentialsSecretNotFound"
+	// ReasonInvalidNodePressure: spec.nodePressure sits at or below the kubelet's own eviction
+	// threshold, so the kubelet would evict before layerkeeper acts.
+	ReasonInvalidNodePressure = "InvalidNodePressure"
 	// ReasonBucketUnreachable: offloads to the bucket failed (missing bucket, wrong
 	// credentials, endpoint unreachable).
 	ReasonBucketUnreachable = "BucketUnreachable"
