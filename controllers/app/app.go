@@ -104,3 +104,6 @@ func Run(ctx context.Context, args []string, version string) error {
 type usageError struct{ error }
 
 func (usageError) UsageError() bool { return true }
+
+// Leader election uses a Lease in the controller's namespace; the namespaced Role for it is
+// config/rbac/leader_election_role.yaml.
