@@ -424,7 +424,7 @@ func Evaluate(in Input) Decision {
 		if !covered {
 			continue
 		}
-		e.hot, e.hasHot = topHotPath(c.HotPaths)
+		e.hot, e.hasHot = TopHotPath(c.HotPaths)
 		if e.next.q != nil {
 			if eta, ok := timeToReach(e.next.bytes-c.Bytes, c.GrowthBytesPerMinute); ok {
 				etas[i] = eta

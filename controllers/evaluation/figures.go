@@ -150,11 +150,11 @@ func underPath(p, root string) bool {
 	return p == root || (strings.HasPrefix(p, root) && len(p) > len(root) && p[len(root)] == '/')
 }
 
-// topHotPath returns the most specific directory that holds most of the layer: starting from
+// TopHotPath returns the most specific directory that holds most of the layer: starting from
 // the largest entry, it descends to the largest entry below the current one as long as that
 // entry holds at least half of the current one's bytes. Nested entries (/opt/airflow/logs
 // and /opt/airflow/logs/scheduler/2026-11-25) thus name the directory that actually grows.
-func topHotPath(hps []v1alpha1.HotPathUsage) (v1alpha1.HotPathUsage, bool) {
+func TopHotPath(hps []v1alpha1.HotPathUsage) (v1alpha1.HotPathUsage, bool) {
 	cur := -1
 	for i := range hps {
 		if cur < 0 || hps[i].Bytes > hps[cur].Bytes || (hps[i].Bytes == hps[cur].Bytes && hps[i].Path < hps[cur].Path) {

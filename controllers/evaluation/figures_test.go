@@ -46,9 +46,9 @@ func TestTopHotPath(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, ok := topHotPath(tc.in)
+			got, ok := TopHotPath(tc.in)
 			if got.Path != tc.want || ok != (tc.want != "") {
-				t.Errorf("topHotPath() = %q, %v; want %q", got.Path, ok, tc.want)
+				t.Errorf("TopHotPath() = %q, %v; want %q", got.Path, ok, tc.want)
 			}
 		})
 	}

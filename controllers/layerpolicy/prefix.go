@@ -13,8 +13,8 @@ type PrefixData struct {
 	Namespace, Owner, OwnerKind, Pod, PodUID, Container, Node, Policy string
 }
 
-// RenderPrefix renders a key prefix template. Unknown fields, empty results and results that
-// are not a clean relative key ("..", leading "/") are errors.
+// RenderPrefix renders a key prefix template. Slashes at either end of the result are trimmed;
+// unknown fields, an empty result and a result with an empty, "." or ".." element are errors.
 func RenderPrefix(tmpl string, data PrefixData) (string, error) {
 	t, err := template.New("prefix").Option("missingkey=error").Parse(tmpl)
 	if err != nil {

@@ -65,7 +65,8 @@ var deploymentKind = Kind{
 	Get: func(o client.Object) (Condition, bool) {
 		for _, c := range o.(*appsv1.Deployment).Status.Conditions {
 			if string(c.Type) == condType {
-				return Condition{Status: c.Status, Reason: c.Reason, Message: c.Message, LastTransitionTime: c.LastTransitionTime}, true
+				return Condition{Status: c.Status, Reason: c.Reason, Message: c.Message,
+					LastTransitionTime: c.LastTransitionTime, LastUpdateTime: c.LastUpdateTime}, true
 			}
 		}
 		return Condition{}, false

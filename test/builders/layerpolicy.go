@@ -86,12 +86,16 @@ func (w *LayerPolicyWrapper) MinAge(d time.Duration) *LayerPolicyWrapper {
 	return w
 }
 
+// DefaultPrefix is the CRD's default for spec.offload.s3.prefix.
+const DefaultPrefix = "{{.Namespace}}/{{.Owner}}/{{.Pod}}/{{.Container}}"
+
 // S3 sets spec.offload.s3 with a bucket and an endpoint (path-style when an endpoint is set).
 func (w *LayerPolicyWrapper) S3(bucket, endpoint string) *LayerPolicyWrapper {
 	if w.Spec.Offload == nil {
 		w.Spec.Offload = &v1alpha1.Offload{}
 	}
-	w.Spec.Offload.S3 = &v1alpha1.S3Target{Bucket: bucket, Endpoint: endpoint, ForcePathStyle: endpoint != ""}
+	w.Spec.Offload.S3 = &v1alpha1.S3Target{Bucket: bucket, Endpoint: endpoint, ForcePathStyle: endpoint != "",
+		Prefix: DefaultPrefix}
 	return w
 }
 
