@@ -5,7 +5,6 @@ package app
 import (
 	"context"
 	"errors"
-	"io"
 )
 
 // ErrNotImplemented is returned by paths that are not built yet.
@@ -13,10 +12,5 @@ var ErrNotImplemented = errors.New("not implemented yet")
 
 // RunAgent runs the node agent until ctx is done.
 func RunAgent(ctx context.Context, args []string, version string) error {
-	return ErrNotImplemented
-}
-
-// RunScan measures this host's writable layers once and prints them.
-func RunScan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return ErrNotImplemented
 }
