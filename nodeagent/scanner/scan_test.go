@@ -99,7 +99,7 @@ func TestScanEntryKinds(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := tree(t)
 			tc.build(f)
-			ctx, cancel := context.WithTimeout(context.Background(), 20e9)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			u, err := Scan(ctx, f.root, Options{})
 			if err != nil {

@@ -20,7 +20,7 @@ func Scan(ctx context.Context, upperDir string, opts Options) (Usage, error) {
 }
 
 // Scanner measures the same upperdir repeatedly and cheaply. It remembers, per directory,
-// the directory's identity and timestamps, the totals of its "cold" files and the names of its
+// the directory's inode and ctime, the totals of its "cold" files and the names of its
 // subdirectories and of the files it must re-stat; see RescanPolicy for what a pass skips.
 // Its memory grows with the number of directories and of recently changed files, not with the
 // number of files. A Scanner serializes its passes; it is safe for concurrent use.

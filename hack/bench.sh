@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# make bench: every benchmark against its baseline, in one run, with the figures printed as
+# markdown for docs/benchmarks.md. Never part of `make test` (no timing is ever asserted).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "${LK_ROOT}"
+
+echo "# layerkeeper benchmarks — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, kernel $(uname -r), $(go version | awk '{print $3}')"
+
+echo
+echo "## Writable-layer scan (nodeagent/scanner) vs du"
+"${LK_ROOT}/hack/bench-scan.sh"
+
+echo
+echo "## Policy evaluation over a simulated cluster (controllers/evaluation)"
+echo
+echo '5,000 node reports x 30 containers (150k containers), 500 policies; one full pass:'
+echo '```'
+go test ./controllers/evaluation/ -run '^$' -bench BenchmarkEvaluateCluster -benchmem -benchtime 5x -count 3 | grep -E '^Benchmark|^ok'
+echo '```'
