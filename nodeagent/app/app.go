@@ -2,15 +2,7 @@
 // the wiring of discovery, scanning and reporting.
 package app
 
-import (
-	"context"
-	"errors"
-)
+import "errors"
 
 // ErrNotImplemented is returned by paths that are not built yet.
 var ErrNotImplemented = errors.New("not implemented yet")
-
-// RunAgent runs the node agent until ctx is done.
-func RunAgent(ctx context.Context, args []string, version string) error {
-	return ErrNotImplemented
-}
