@@ -23,6 +23,16 @@ step "Installing the layerkeeper CRDs"
 kubectl apply --server-side -k config/crd
 kubectl wait --for condition=Established --timeout=60s crd/layerpolicies.layerkeeper.dev crd/nodelayerreports.layerkeeper.dev crd/layeroffloads.layerkeeper.dev
 
+step "Validating the install manifests (config/default) with a server-side dry run"
+kubectl create namespace layerkeeper-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl apply --server-side --dry-run=server -k config/default | sed 's/^/  /'
+
+step "Starting the layerkeeper controller against the local API server"
+make -s build
+setsid bin/layerkeeper controller --kubeconfig "${KUBECONFIG}" --metrics-bind-address 127.0.0.1:0 \
+  --health-probe-bind-address 127.0.0.1:0 > "${SCRATCH}/controller.log" 2>&1 < /dev/null &
+echo "controller $!" >> "${SCRATCH}/pids"
+
 step "Creating the bucket airflow-logs in the local S3"
 AWS_PAGER="" /usr/bin/aws --endpoint-url "${S3_ENDPOINT}" s3 mb s3://airflow-logs
 
@@ -43,6 +53,26 @@ spec:
   selector: {}
   thresholds: {warn: 8Gi, offload: 4Gi}
 YAML
+
+step "The controller validates the policy (Ready) and counts the pods it selects"
+kubectl -n airflow wait --for=condition=Ready --timeout=60s layerpolicy/airflow-scheduler-logs
+kubectl -n airflow get layerpolicy airflow-scheduler-logs -o jsonpath='{range .status.conditions[*]}{.type}={.status} ({.reason}): {.message}{"\n"}{end}'
+
+step "A policy naming a missing credentials Secret is not Ready, and says why"
+kubectl apply -f - <<'YAML'
+apiVersion: layerkeeper.dev/v1alpha1
+kind: LayerPolicy
+metadata: {name: missing-secret, namespace: airflow}
+spec:
+  selector: {matchLabels: {component: worker}}
+  hotPaths: [{path: /var/log/app}]
+  offload: {s3: {bucket: airflow-logs, credentialsSecretRef: {name: nope}}}
+YAML
+for _ in $(seq 100); do
+  reason=$(kubectl -n airflow get layerpolicy missing-secret -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}')
+  [ -n "${reason}" ] && break; sleep 0.2
+done
+kubectl -n airflow get layerpolicy missing-secret -o jsonpath='{range .status.conditions[*]}{.type}={.status} ({.reason}): {.message}{"\n"}{end}'
 
 step "What a cluster admin sees"
 kubectl get layerpolicies,nodelayerreports,layeroffloads -A -o wide
