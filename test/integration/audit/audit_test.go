@@ -81,7 +81,13 @@ func writeReport(t *testing.T, c client.Client, r *v1alpha1.NodeLayerReport) {
 // eventually polls cond until it holds or 30 s pass.
 func eventually(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	eventuallyWithin(t, 30*time.Second, what, cond)
+}
+
+// eventuallyWithin polls cond until it holds or the bound passes.
+func eventuallyWithin(t *testing.T, bound time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
 	last := ""
 	for time.Now().Before(deadline) {
 		ok, state := cond()
