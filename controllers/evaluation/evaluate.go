@@ -144,8 +144,8 @@ type PolicyState struct {
 	HotPath   string
 }
 
-// stateRank orders states, best first.
-func stateRank(s v1alpha1.LayerState) int {
+// StateRank orders states, best first (ok 0, warn 1, offload 2, restart 3).
+func StateRank(s v1alpha1.LayerState) int {
 	switch s {
 	case v1alpha1.StateWarn:
 		return 1
@@ -250,7 +250,7 @@ func judge(p *v1alpha1.LayerPolicy, c *ContainerFigures, victim *Victim) verdict
 		}
 	}
 	if victim != nil && p.Spec.NodePressure != nil {
-		if s, byInodes := victim.stateFor(p.Spec.NodePressure); stateRank(s) > stateRank(v.state) {
+		if s, byInodes := victim.stateFor(p.Spec.NodePressure); StateRank(s) > StateRank(v.state) {
 			v.state, v.pressure, v.byInodes = s, true, byInodes
 			v.crossed, v.predicted, v.eta, v.lead = limit{}, false, 0, 0
 		}
@@ -287,7 +287,7 @@ func (v *verdict) action(container string) Action {
 // before a prediction, then the smaller threshold. At ok: the nearest next threshold. Last,
 // the policy name.
 func (a *verdict) beats(b *verdict) bool {
-	if ra, rb := stateRank(a.state), stateRank(b.state); ra != rb {
+	if ra, rb := StateRank(a.state), StateRank(b.state); ra != rb {
 		return ra > rb
 	}
 	if a.state != v1alpha1.StateOK {
@@ -415,7 +415,7 @@ func Evaluate(in Input) Decision {
 				e.action = a
 			}
 			ps := &d.PolicyStates[pi]
-			if ps.Container == "" || stateRank(v.state) > stateRank(ps.State) ||
+			if ps.Container == "" || StateRank(v.state) > StateRank(ps.State) ||
 				(v.state == ps.State && c.Bytes > ps.Bytes) {
 				ps.State, ps.Container, ps.Bytes = v.state, c.Name, c.Bytes
 				ps.HotPath = "" // filled below once the hot path is known
@@ -466,7 +466,7 @@ func Evaluate(in Input) Decision {
 	worst, strongest, over := 0, 0, 0
 	for i := 1; i < len(evals); i++ {
 		a, w := &evals[i], &evals[worst]
-		if ra, rw := stateRank(a.decide.state), stateRank(w.decide.state); ra > rw ||
+		if ra, rw := StateRank(a.decide.state), StateRank(w.decide.state); ra > rw ||
 			(ra == rw && (a.fig.Bytes > w.fig.Bytes || (a.fig.Bytes == w.fig.Bytes && a.fig.Name < w.fig.Name))) {
 			worst = i
 		}

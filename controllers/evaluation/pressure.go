@@ -220,7 +220,7 @@ func (v *Victim) stateFor(np *v1alpha1.NodePressure) (state v1alpha1.LayerState,
 			}
 			target = percentOf(v.FilesystemUsage.Inodes, *np.MinInodesFreePercent)
 		}
-		if target > e.AvailableBefore && (stateRank(e.State) > stateRank(state) ||
+		if target > e.AvailableBefore && (StateRank(e.State) > StateRank(state) ||
 			(e.State == state && byInodes && e.Resource == PressureBytes)) {
 			state, byInodes = e.State, e.Resource == PressureInodes
 		}
@@ -279,7 +279,7 @@ func PlanNodePressure(fss []v1alpha1.FilesystemUsage, candidates []Candidate) *N
 			for i := range victims {
 				if victims[i].ContainerID == c.ContainerID {
 					victims[i].Escalations = append(victims[i].Escalations, e)
-					if stateRank(e.State) > stateRank(victims[i].State) {
+					if StateRank(e.State) > StateRank(victims[i].State) {
 						victims[i].State = e.State
 					}
 					return

@@ -20,7 +20,7 @@ func byteEsc(state v1alpha1.LayerState, before int64) Escalation {
 func victim(c Candidate, fs v1alpha1.FilesystemUsage, es ...Escalation) Victim {
 	v := Victim{Candidate: c, FilesystemUsage: fs, State: v1alpha1.StateOK, Escalations: es}
 	for _, e := range es {
-		if stateRank(e.State) > stateRank(v.State) {
+		if StateRank(e.State) > StateRank(v.State) {
 			v.State = e.State
 		}
 	}

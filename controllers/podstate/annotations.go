@@ -95,17 +95,7 @@ func StateOf(annotations map[string]string) v1alpha1.LayerState {
 }
 
 // Rank orders states, best first.
-func Rank(s v1alpha1.LayerState) int {
-	switch s {
-	case v1alpha1.StateWarn:
-		return 1
-	case v1alpha1.StateOffload:
-		return 2
-	case v1alpha1.StateRestart:
-		return 3
-	}
-	return 0
-}
+func Rank(s v1alpha1.LayerState) int { return evaluation.StateRank(s) }
 
 // Transition names the event for a state change, or "" when none is due: an event when the
 // state gets worse, and one when it returns to ok.
