@@ -23,6 +23,7 @@ import (
 	"github.com/layerkeeper/layerkeeper/nodeagent/agent"
 	"github.com/layerkeeper/layerkeeper/nodeagent/discovery"
 	"github.com/layerkeeper/layerkeeper/nodeagent/measure"
+	"github.com/layerkeeper/layerkeeper/nodeagent/offload"
 	"github.com/layerkeeper/layerkeeper/nodeagent/scanner"
 )
 
@@ -39,6 +40,7 @@ type AgentOptions struct {
 	Top                    int
 	Workers                int
 	CPULimit               float64
+	OffloadWorkers         int
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
 	Zap                    zap.Options
@@ -56,6 +58,7 @@ func (o *AgentOptions) flagSet() *flag.FlagSet {
 	fs.IntVar(&o.Top, "top", 5, "Largest directories reported per container (besides policies' hot paths).")
 	fs.IntVar(&o.Workers, "workers", 2, "Containers scanned at once.")
 	fs.Float64Var(&o.CPULimit, "cpu-limit", 0.5, "CPU cores each container's scan may use (0: no limit).")
+	fs.IntVar(&o.OffloadWorkers, "offload-workers", offload.DefaultWorkers, "Files of one LayerOffload shipped to S3 at once.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	config.RegisterFlags(fs)
@@ -95,7 +98,8 @@ func RunAgent(ctx context.Context, args []string, version string) error {
 		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress},
 		HealthProbeBindAddress: o.HealthProbeBindAddress,
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}: {Field: fields.OneTermEqualSelector("spec.nodeName", o.NodeName)},
+			&corev1.Pod{}:            {Field: fields.OneTermEqualSelector("spec.nodeName", o.NodeName)},
+			&v1alpha1.LayerOffload{}: {Field: fields.OneTermEqualSelector(offload.NodeNameField, o.NodeName)},
 		}},
 	})
 	if err != nil {
@@ -111,6 +115,9 @@ func RunAgent(ctx context.Context, args []string, version string) error {
 	if err := mgr.Add(a); err != nil {
 		return err
 	}
+	if err := NewOffloadReconciler(mgr.GetClient(), mgr.GetAPIReader(), o, clock.RealClock{}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the offload executor: %w", err)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
@@ -119,6 +126,17 @@ func RunAgent(ctx context.Context, args []string, version string) error {
 	}
 	log.Info("starting", "version", version, "interval", o.Interval, "hostRoot", o.HostRoot)
 	return mgr.Start(ctx)
+}
+
+// NewOffloadReconciler wires the executor of the LayerOffloads addressed to this node; secrets
+// reads credentials Secrets uncached.
+func NewOffloadReconciler(c client.Client, secrets client.Reader, o AgentOptions, clk clock.Clock) *offload.Reconciler {
+	return &offload.Reconciler{
+		Client: c, Secrets: secrets, Node: o.NodeName, Clock: clk, Workers: o.OffloadWorkers,
+		Discovery: discovery.Options{HostRoot: o.HostRoot, HostProc: o.HostProc, Runtimes: o.Runtimes,
+			ContainerdState: o.ContainerdState},
+		Log: ctrl.Log.WithName("offload"),
+	}
 }
 
 // NewAgent wires an Agent from the flags; c must read pods of the node and policies.

@@ -3,7 +3,9 @@
 // second) for -for, then syncs, prints "done <bytes written>" to stdout and idles until
 // SIGTERM or SIGINT, or with -exit N exits with status N (a crashed container). With -for 0
 // it writes until signalled. It prints "started" before the first write, so a test reading
-// the container's CRI log knows where each phase begins.
+// the container's CRI log knows where each phase begins. Every line carries its number
+// ("heartbeat <n>"); with -rotate B it moves on to <name>.1, <name>.2, ... every B bytes,
+// as log rotation does, and on a signal it prints "stopped <lines written>".
 package main
 
 import (
@@ -24,6 +26,7 @@ func main() {
 	tick := flag.Duration("tick", 100*time.Millisecond, "write interval")
 	dur := flag.Duration("for", 0, "how long to write before idling; 0 means until signalled")
 	exit := flag.Int("exit", -1, "exit with this status once done instead of idling (-1: idle)")
+	rotate := flag.Int64("rotate", 0, "start a new file every this many bytes (0: one file)")
 	flag.Parse()
 
 	sig := make(chan os.Signal, 1)
@@ -44,6 +47,7 @@ func main() {
 		select {
 		case <-sig:
 			must(f.Close())
+			fmt.Printf("stopped %d\n", written/256)
 			return
 		case now := <-t.C:
 			// Write what the rate allows by now, so a late tick does not lower the rate.
@@ -52,6 +56,11 @@ func main() {
 				want = *rate * int64(*dur) / int64(time.Second)
 			}
 			for ; written < want; written += 256 {
+				if *rotate > 0 && written > 0 && written%*rotate == 0 {
+					must(f.Close())
+					f, err = os.OpenFile(filepath.Join(day, fmt.Sprintf("%s.%d", *name, written / *rotate)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+					must(err)
+				}
 				_, err := f.WriteString(line(now, written/256))
 				must(err)
 			}
