@@ -32,6 +32,37 @@ const (
 	AnnotationRestartReason = "layerkeeper.dev/restart-reason"
 	// AnnotationRestartedAt is the pod-template annotation `kubectl rollout restart` sets.
 	AnnotationRestartedAt = "kubectl.kubernetes.io/restartedAt"
+	// AnnotationLastRemediation, on a workload, is when layerkeeper last restarted it (or
+	// evicted one of its pods), RFC 3339.
+	AnnotationLastRemediation = "layerkeeper.dev/last-remediation"
+	// AnnotationRemediationCount, on a workload, counts its consecutive remediations; the
+	// cooldown doubles with each (repeat offender).
+	AnnotationRemediationCount = "layerkeeper.dev/remediation-count"
+	// AnnotationRemediatedBy, on a workload or an evicted pod, names the policy that
+	// remediated it; a remediation counts against the policy's maxConcurrent until the
+	// workload is available again or the pod is gone.
+	AnnotationRemediatedBy = "layerkeeper.dev/remediated-by"
+	// AnnotationRemediationAction, on a workload, is the last remediation's action
+	// (RolloutRestart or EvictPod).
+	AnnotationRemediationAction = "layerkeeper.dev/remediation-action"
+)
+
+// Labels layerkeeper puts on the LayerOffloads it creates, to find them by policy and pod.
+const (
+	// LabelPolicy is the ordering policy's name.
+	LabelPolicy = "layerkeeper.dev/policy"
+	// LabelPodUID is the offloaded pod's UID.
+	LabelPodUID = "layerkeeper.dev/pod-uid"
+)
+
+// Keys of the Secret named by spec.offload.s3.credentialsSecretRef.
+const (
+	// CredentialsKeyAccessKeyID is the access key ID (required).
+	CredentialsKeyAccessKeyID = "AWS_ACCESS_KEY_ID"
+	// CredentialsKeySecretAccessKey is the secret access key (required).
+	CredentialsKeySecretAccessKey = "AWS_SECRET_ACCESS_KEY"
+	// CredentialsKeySessionToken is a session token (optional).
+	CredentialsKeySessionToken = "AWS_SESSION_TOKEN"
 )
 
 // LayerPolicyFinalizer lets the controller remove its annotations and conditions from the
@@ -74,7 +105,8 @@ const (
 	// threshold, so the kubelet would evict before layerkeeper acts.
 	ReasonInvalidNodePressure = "InvalidNodePressure"
 	// ReasonBucketUnreachable: offloads to the bucket failed (missing bucket, wrong
-	// credentials, endpoint unreachable).
+	// credentials, endpoint unreachable). Also the reason of a LayerOffload's Failed
+	// condition for the same errors.
 	ReasonBucketUnreachable = "BucketUnreachable"
 )
 
@@ -131,7 +163,8 @@ const (
 	EventPodEvicted = "PodEvicted"
 	// EventRemediationSkipped: a remediation was due but a safety limit held it back.
 	EventRemediationSkipped = "RemediationSkipped"
-	// EventRemediationBlocked: an eviction stayed refused (PodDisruptionBudget) past its bound.
+	// EventRemediationBlocked: an eviction stayed refused (PodDisruptionBudget) past its
+	// bound, or the offload that must precede a restart failed (the restart waits).
 	EventRemediationBlocked = "RemediationBlocked"
 	// EventPoliciesOverlap: several policies select the same pod.
 	EventPoliciesOverlap = "PoliciesOverlap"

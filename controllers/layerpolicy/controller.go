@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -84,9 +85,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	}
 	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonPolicyReady,
 		Message: "the policy is valid", ObservedGeneration: p.Generation}
-	if problem := Validate(p, secret, r.Kubelet); problem != nil {
+	offloads, remediated, err := r.actions(ctx, p)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	problem := Validate(p, secret, r.Kubelet)
+	if problem == nil {
+		problem = BucketProblem(offloads)
+	}
+	if problem != nil {
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, problem.Reason, problem.Message
 	}
+	p.Status.LastActions = LastActions(offloads, remediated)
 
 	pods, err := r.evaluateSelected(ctx, p)
 	if err != nil {
@@ -112,6 +122,41 @@ func setCounts(st *v1alpha1.LayerPolicyStatus, c v1alpha1.LayerPolicyStatus) {
 	st.PodsByState = c.PodsByState
 	st.WorstOffenders = c.WorstOffenders
 	st.OverlappingPolicies = c.OverlappingPolicies
+}
+
+// actions reads the policy's LayerOffloads and the workloads it remediated.
+func (r *Reconciler) actions(ctx context.Context, p *v1alpha1.LayerPolicy) ([]v1alpha1.LayerOffload, []Remediated, error) {
+	var offloads v1alpha1.LayerOffloadList
+	if err := r.Client.List(ctx, &offloads, client.InNamespace(p.Namespace), client.MatchingLabels{v1alpha1.LabelPolicy: p.Name}); err != nil {
+		return nil, nil, fmt.Errorf("listing LayerOffloads: %w", err)
+	}
+	var out []Remediated
+	for _, w := range r.Workloads {
+		list := w.Kind.NewList()
+		if err := r.Client.List(ctx, list, client.InNamespace(p.Namespace)); err != nil {
+			return nil, nil, fmt.Errorf("listing %ss: %w", w.Kind.Name, err)
+		}
+		if err := meta.EachListItem(list, func(o runtime.Object) error {
+			obj, ok := o.(client.Object)
+			if !ok {
+				return nil
+			}
+			ann := obj.GetAnnotations()
+			if ann[v1alpha1.AnnotationRemediatedBy] != p.Name {
+				return nil
+			}
+			at, err := time.Parse(time.RFC3339, ann[v1alpha1.AnnotationLastRemediation])
+			if err != nil {
+				return nil
+			}
+			out = append(out, Remediated{Target: w.Kind.Name + "/" + obj.GetName(), Time: at, Count: ann[v1alpha1.AnnotationRemediationCount],
+				Action: v1alpha1.RemediationAction(ann[v1alpha1.AnnotationRemediationAction])})
+			return nil
+		}); err != nil {
+			return nil, nil, err
+		}
+	}
+	return offloads.Items, out, nil
 }
 
 // evaluateSelected evaluates every pod the policy selects.
@@ -191,6 +236,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("layerpolicy").
 		For(&v1alpha1.LayerPolicy{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate{}))).
+		Watches(&v1alpha1.LayerOffload{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
+			return []ctrl.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: o.(*v1alpha1.LayerOffload).Spec.PolicyName}}}
+		})).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.policiesOfPod),
 			builder.WithPredicates(predicate.Or(predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Complete(r)

@@ -13,13 +13,6 @@ import (
 	"github.com/layerkeeper/layerkeeper/controllers/evaluation"
 )
 
-// Credential keys a credentialsSecretRef Secret must hold.
-const (
-	SecretKeyAccessKeyID     = "AWS_ACCESS_KEY_ID"
-	SecretKeySecretAccessKey = "AWS_SECRET_ACCESS_KEY"
-	SecretKeySessionToken    = "AWS_SESSION_TOKEN"
-)
-
 // Problem is why a policy is not Ready.
 type Problem struct{ Reason, Message string }
 
@@ -38,7 +31,7 @@ func Validate(p *v1alpha1.LayerPolicy, secret *corev1.Secret, kubelet evaluation
 				return &Problem{v1alpha1.ReasonCredentialsSecretNotFound,
 					fmt.Sprintf("spec.offload.s3.credentialsSecretRef: Secret %s/%s not found", p.Namespace, ref.Name)}
 			}
-			for _, k := range []string{SecretKeyAccessKeyID, SecretKeySecretAccessKey} {
+			for _, k := range []string{v1alpha1.CredentialsKeyAccessKeyID, v1alpha1.CredentialsKeySecretAccessKey} {
 				if len(secret.Data[k]) == 0 {
 					return &Problem{v1alpha1.ReasonCredentialsSecretNotFound,
 						fmt.Sprintf("spec.offload.s3.credentialsSecretRef: Secret %s/%s has no key %s", p.Namespace, ref.Name, k)}

@@ -35,7 +35,7 @@ func TestValidate(t *testing.T) {
 		}
 		return s
 	}
-	bothKeys := map[string]string{SecretKeyAccessKeyID: "AKIA", SecretKeySecretAccessKey: "shh"}
+	bothKeys := map[string]string{v1alpha1.CredentialsKeyAccessKeyID: "AKIA", v1alpha1.CredentialsKeySecretAccessKey: "shh"}
 	selector := func(reqs ...metav1.LabelSelectorRequirement) *v1alpha1.LayerPolicy {
 		p := base().Obj()
 		p.Spec.Selector = metav1.LabelSelector{MatchExpressions: reqs}
@@ -59,7 +59,7 @@ func TestValidate(t *testing.T) {
 		"valid selector expressions":               {policy: selector(metav1.LabelSelectorRequirement{Key: "tier", Operator: metav1.LabelSelectorOpIn, Values: []string{"web", "api"}}, metav1.LabelSelectorRequirement{Key: "canary", Operator: metav1.LabelSelectorOpDoesNotExist})},
 		"S3 with default prefix, no secret":        {policy: withS3(defaultPrefix, "")},
 		"S3 with secret holding both keys":         {policy: withS3(defaultPrefix, "s3-creds"), secret: secret(bothKeys)},
-		"session token is optional but fine":       {policy: withS3(defaultPrefix, "s3-creds"), secret: secret(map[string]string{SecretKeyAccessKeyID: "AKIA", SecretKeySecretAccessKey: "shh", SecretKeySessionToken: "tok"})},
+		"session token is optional but fine":       {policy: withS3(defaultPrefix, "s3-creds"), secret: secret(map[string]string{v1alpha1.CredentialsKeyAccessKeyID: "AKIA", v1alpha1.CredentialsKeySecretAccessKey: "shh", v1alpha1.CredentialsKeySessionToken: "tok"})},
 		"secret given but not referenced: ignored": {policy: withS3(defaultPrefix, ""), secret: secret(nil)},
 		"offload without S3: prefix and secret not checked": {policy: func() *v1alpha1.LayerPolicy {
 			p := base().Obj()
@@ -105,15 +105,15 @@ func TestValidate(t *testing.T) {
 			wantReason:  v1alpha1.ReasonCredentialsSecretNotFound,
 			wantMessage: "spec.offload.s3.credentialsSecretRef: Secret shop/s3-creds not found"},
 		"secret without access key id": {policy: withS3(defaultPrefix, "s3-creds"),
-			secret:      secret(map[string]string{SecretKeySecretAccessKey: "shh"}),
+			secret:      secret(map[string]string{v1alpha1.CredentialsKeySecretAccessKey: "shh"}),
 			wantReason:  v1alpha1.ReasonCredentialsSecretNotFound,
 			wantMessage: "spec.offload.s3.credentialsSecretRef: Secret shop/s3-creds has no key AWS_ACCESS_KEY_ID"},
 		"secret without secret access key": {policy: withS3(defaultPrefix, "s3-creds"),
-			secret:      secret(map[string]string{SecretKeyAccessKeyID: "AKIA"}),
+			secret:      secret(map[string]string{v1alpha1.CredentialsKeyAccessKeyID: "AKIA"}),
 			wantReason:  v1alpha1.ReasonCredentialsSecretNotFound,
 			wantMessage: "spec.offload.s3.credentialsSecretRef: Secret shop/s3-creds has no key AWS_SECRET_ACCESS_KEY"},
 		"secret with an empty access key id": {policy: withS3(defaultPrefix, "s3-creds"),
-			secret:      secret(map[string]string{SecretKeyAccessKeyID: "", SecretKeySecretAccessKey: "shh"}),
+			secret:      secret(map[string]string{v1alpha1.CredentialsKeyAccessKeyID: "", v1alpha1.CredentialsKeySecretAccessKey: "shh"}),
 			wantReason:  v1alpha1.ReasonCredentialsSecretNotFound,
 			wantMessage: "has no key AWS_ACCESS_KEY_ID"},
 		"empty secret": {policy: withS3(defaultPrefix, "s3-creds"), secret: secret(nil),

@@ -25,6 +25,7 @@ type Condition struct {
 type Kind struct {
 	Name     string
 	New      func() client.Object
+	NewList  func() client.ObjectList
 	Selector func(client.Object) *metav1.LabelSelector
 	// Owns reports whether the workload controls the pod (directly, or through a ReplicaSet).
 	Owns func(ctx context.Context, c client.Reader, w client.Object, pod *corev1.Pod) bool
@@ -49,6 +50,7 @@ var Kinds = []Kind{deploymentKind, statefulSetKind, daemonSetKind}
 var deploymentKind = Kind{
 	Name:     "Deployment",
 	New:      func() client.Object { return &appsv1.Deployment{} },
+	NewList:  func() client.ObjectList { return &appsv1.DeploymentList{} },
 	Selector: func(o client.Object) *metav1.LabelSelector { return o.(*appsv1.Deployment).Spec.Selector },
 	Owns: func(ctx context.Context, c client.Reader, w client.Object, pod *corev1.Pod) bool {
 		ref := metav1.GetControllerOf(pod)
@@ -98,6 +100,7 @@ var deploymentKind = Kind{
 var statefulSetKind = Kind{
 	Name:     "StatefulSet",
 	New:      func() client.Object { return &appsv1.StatefulSet{} },
+	NewList:  func() client.ObjectList { return &appsv1.StatefulSetList{} },
 	Selector: func(o client.Object) *metav1.LabelSelector { return o.(*appsv1.StatefulSet).Spec.Selector },
 	Owns: func(_ context.Context, _ client.Reader, w client.Object, pod *corev1.Pod) bool {
 		return controlledBy(pod, w)
@@ -136,6 +139,7 @@ var statefulSetKind = Kind{
 var daemonSetKind = Kind{
 	Name:     "DaemonSet",
 	New:      func() client.Object { return &appsv1.DaemonSet{} },
+	NewList:  func() client.ObjectList { return &appsv1.DaemonSetList{} },
 	Selector: func(o client.Object) *metav1.LabelSelector { return o.(*appsv1.DaemonSet).Spec.Selector },
 	Owns: func(_ context.Context, _ client.Reader, w client.Object, pod *corev1.Pod) bool {
 		return controlledBy(pod, w)

@@ -175,6 +175,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	switch {
 	case errors.Is(runErr, errContainerGone):
 		reason, msg, failed = v1alpha1.ReasonContainerGone, runErr.Error(), true
+	case errors.As(runErr, new(*TargetError)):
+		reason, msg, failed = v1alpha1.ReasonBucketUnreachable, runErr.Error(), true
 	case runErr != nil:
 		reason, msg, failed = v1alpha1.ReasonUploadFailed, runErr.Error(), true
 	case res.FailedFiles > 0:

@@ -25,13 +25,6 @@ import (
 	"github.com/layerkeeper/layerkeeper/api/v1alpha1"
 )
 
-// Secret keys of spec.offload.s3.credentialsSecretRef.
-const (
-	SecretAccessKeyID     = "AWS_ACCESS_KEY_ID"
-	SecretSecretAccessKey = "AWS_SECRET_ACCESS_KEY"
-	SecretSessionToken    = "AWS_SESSION_TOKEN"
-)
-
 // Object metadata written on every object (as x-amz-meta-*). The content itself is
 // identified by the server's SHA-256 checksum, not by metadata.
 const (
@@ -58,12 +51,12 @@ type Credentials struct {
 // CredentialsFromSecret reads the keys of a credentials Secret.
 func CredentialsFromSecret(data map[string][]byte) (*Credentials, error) {
 	c := &Credentials{
-		AccessKeyID:     strings.TrimSpace(string(data[SecretAccessKeyID])),
-		SecretAccessKey: strings.TrimSpace(string(data[SecretSecretAccessKey])),
-		SessionToken:    strings.TrimSpace(string(data[SecretSessionToken])),
+		AccessKeyID:     strings.TrimSpace(string(data[v1alpha1.CredentialsKeyAccessKeyID])),
+		SecretAccessKey: strings.TrimSpace(string(data[v1alpha1.CredentialsKeySecretAccessKey])),
+		SessionToken:    strings.TrimSpace(string(data[v1alpha1.CredentialsKeySessionToken])),
 	}
 	if c.AccessKeyID == "" || c.SecretAccessKey == "" {
-		return nil, fmt.Errorf("the Secret needs non-empty keys %s and %s", SecretAccessKeyID, SecretSecretAccessKey)
+		return nil, fmt.Errorf("the Secret needs non-empty keys %s and %s", v1alpha1.CredentialsKeyAccessKeyID, v1alpha1.CredentialsKeySecretAccessKey)
 	}
 	return c, nil
 }

@@ -127,7 +127,9 @@ func (s *Server) start() error {
 		resp, err := http.Get(s.Endpoint + "/minio/health/ready")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			// Ready, and past the start-up window where it answers an unknown access key
+			// with 503 (its IAM not loaded yet) instead of 403.
+			if resp.StatusCode == http.StatusOK && s.authReady() {
 				go func() { <-exited }()
 				return nil
 			}
@@ -137,6 +139,18 @@ func (s *Server) start() error {
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	s.cmd = nil
 	return fmt.Errorf("the S3 server was not ready within 60s: %s", s.tailLog())
+}
+
+// authReady reports whether a request signed with an unknown access key is refused with
+// 403, not 503.
+func (s *Server) authReady() bool {
+	c := s3.New(s3.Options{Region: Region, BaseEndpoint: aws.String(s.Endpoint), UsePathStyle: true, RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("not-a-key", "not-a-secret-key", "")})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := c.ListBuckets(ctx, &s3.ListBucketsInput{})
+	var re interface{ HTTPStatusCode() int }
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden
 }
 
 // Stop kills the server by the PID it was started with and waits until its port is closed.
