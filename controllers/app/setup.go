@@ -11,7 +11,9 @@ import (
 
 	"github.com/layerkeeper/layerkeeper/controllers/gather"
 	"github.com/layerkeeper/layerkeeper/controllers/layerpolicy"
+	"github.com/layerkeeper/layerkeeper/controllers/offload"
 	"github.com/layerkeeper/layerkeeper/controllers/podstate"
+	"github.com/layerkeeper/layerkeeper/controllers/remediation"
 	"github.com/layerkeeper/layerkeeper/controllers/workloadstatus"
 )
 
@@ -53,6 +55,18 @@ func SetupControllersWithClock(mgr ctrl.Manager, o Options, clk clock.PassiveClo
 	}
 	if err := policies.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the layerpolicy controller: %w", err)
+	}
+	evict, err := remediation.NewEvictor(mgr.GetConfig())
+	if err != nil {
+		return err
+	}
+	rem := &remediation.Reconciler{Client: mgr.GetClient(), Gatherer: g, Recorder: recorder, Clock: clk, Evict: evict}
+	if err := rem.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the remediation controller: %w", err)
+	}
+	off := &offload.Reconciler{Client: mgr.GetClient(), Recorder: recorder, Clock: clk}
+	if err := off.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the offload controller: %w", err)
 	}
 	return nil
 }
