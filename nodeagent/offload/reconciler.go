@@ -80,7 +80,7 @@ type Reconciler struct {
 	ProgressEvery time.Duration
 	// OnProgress, when set, is called after each progress write (tests use it).
 	OnProgress func(Result)
-	Log           logr.Logger
+	Log        logr.Logger
 }
 
 // SetupWithManager registers the reconciler; up to two offloads run at once.

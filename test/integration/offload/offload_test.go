@@ -94,7 +94,7 @@ func TestOffloadFromARealContainerLosesNoLine(t *testing.T) {
 	}
 	must(k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: pod.Namespace}}))
 	must(k.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s3-creds", Namespace: pod.Namespace},
-		Data: map[string][]byte{offload.SecretAccessKeyID: []byte(srv.AccessKey), offload.SecretSecretAccessKey: []byte(srv.SecretKey)}}))
+		Data: map[string][]byte{v1alpha1.CredentialsKeyAccessKeyID: []byte(srv.AccessKey), v1alpha1.CredentialsKeySecretAccessKey: []byte(srv.SecretKey)}}))
 
 	prefix := pod.Namespace + "/airflow-scheduler/" + pod.Name + "/scheduler"
 	order := func(name string, reason v1alpha1.OffloadReason, ignoreMinAge bool) *v1alpha1.LayerOffload {
