@@ -14,9 +14,9 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 
 	"github.com/layerkeeper/layerkeeper/test/framework"
@@ -44,9 +44,9 @@ func TestLint(t *testing.T) {
 // everyOption turns on or changes every optional part of the chart.
 func everyOption() map[string]any {
 	return map[string]any{
-		"crds":    map[string]any{"keep": false},
-		"image":   map[string]any{"repository": "registry.example/layerkeeper", "tag": "v9.9.9", "pullPolicy": "Always"},
-		"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": true, "labels": map[string]any{"release": "prometheus"}}},
+		"crds":             map[string]any{"keep": false},
+		"image":            map[string]any{"repository": "registry.example/layerkeeper", "tag": "v9.9.9", "pullPolicy": "Always"},
+		"metrics":          map[string]any{"serviceMonitor": map[string]any{"enabled": true, "labels": map[string]any{"release": "prometheus"}}},
 		"grafanaDashboard": map[string]any{"enabled": true},
 		"controller": map[string]any{
 			"replicas":       3,

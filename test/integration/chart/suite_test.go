@@ -9,13 +9,29 @@ import (
 	"os"
 	"testing"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	controllerapp "github.com/layerkeeper/layerkeeper/controllers/app"
 
 	"github.com/layerkeeper/layerkeeper/test/framework"
 	"github.com/layerkeeper/layerkeeper/test/testenv"
 )
 
-var apiServer *framework.APIServer
+var (
+	apiServer *framework.APIServer
+	// admin is a client with full rights (system:masters) that knows CRDs too.
+	admin  client.Client
+	scheme = newScheme()
+)
+
+func newScheme() *runtime.Scheme {
+	s := controllerapp.NewScheme()
+	utilruntime.Must(apiextensionsv1.AddToScheme(s))
+	return s
+}
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -28,7 +44,14 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	if apiServer == nil {
+		return m.Run()
+	}
 	defer apiServer.Stop()
+	if admin, err = client.New(apiServer.Config, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	return m.Run()
 }
 
@@ -38,5 +61,5 @@ func requireAPI(t *testing.T) client.Client {
 	if apiServer == nil {
 		testenv.Unavailable(t, "envtest assets (%s)", framework.AssetsEnv)
 	}
-	return apiServer.Client
+	return admin
 }
