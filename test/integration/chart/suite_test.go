@@ -6,6 +6,7 @@ package chart
 
 import (
 	"fmt"
+	"github.com/go-logr/logr"
 	"os"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	controllerapp "github.com/layerkeeper/layerkeeper/controllers/app"
 
@@ -38,6 +40,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	logf.SetLogger(logr.Discard())
 	var err error
 	apiServer, err = framework.StartAPIServer()
 	if err != nil {
