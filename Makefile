@@ -30,6 +30,11 @@ manifests: ## Generate CRDs and RBAC into config/ from the API types and RBAC ma
 	$(CONTROLLER_GEN) rbac:roleName=layerkeeper-controller paths=./controllers/... output:rbac:artifacts:config=config/rbac/controller
 	$(CONTROLLER_GEN) rbac:roleName=layerkeeper-agent paths=./nodeagent/... output:rbac:artifacts:config=config/rbac/agent
 
+.PHONY: chart
+chart: ## Sync the chart's CRDs and RBAC from config/ and render its README from values.yaml.
+	hack/sync-chart.sh
+	go run ./hack/chartdoc charts/layerkeeper
+
 .PHONY: fmt
 fmt: ## Format the Go code.
 	gofmt -w $$(git ls-files '*.go')
@@ -40,11 +45,11 @@ lint: ## go vet and gofmt.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 .PHONY: verify
-verify: generate manifests lint ## Regenerate everything and fail if anything changed.
+verify: generate manifests chart lint ## Regenerate everything and fail if anything changed.
 	go mod tidy
-	@if [ -n "$$(git status --porcelain -- api config go.mod go.sum)" ]; then \
-	  echo "generated files are out of date; run 'make generate manifests' and commit:"; \
-	  git status --porcelain -- api config go.mod go.sum; git --no-pager diff --stat; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- api config charts go.mod go.sum)" ]; then \
+	  echo "generated files are out of date; run 'make generate manifests chart' and commit:"; \
+	  git status --porcelain -- api config charts go.mod go.sum; git --no-pager diff --stat; exit 1; fi
 
 ##@ Build
 

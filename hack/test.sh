@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test against the real parts: builds (once, cached in bin/) kube-apiserver and
-# kubectl from source for envtest, MinIO as the S3 server, then `go test ./...` in strict mode,
-# where a test that cannot find a part it needs fails instead of skipping.
+# kubectl from source for envtest, MinIO as the S3 server and helm for the chart tests, then
+# `go test ./...` in strict mode, where a test that cannot find a part it needs fails instead of
+# skipping.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "${LK_ROOT}"
@@ -10,7 +11,8 @@ start=$(date +%s)
 "${LK_ROOT}/hack/install-deps.sh"
 KUBEBUILDER_ASSETS="$("${LK_ROOT}/hack/envtest-assets.sh")"
 LAYERKEEPER_MINIO="$("${LK_ROOT}/hack/build-tool.sh" minio)"
-export KUBEBUILDER_ASSETS LAYERKEEPER_MINIO
+LAYERKEEPER_HELM="$("${LK_ROOT}/hack/build-tool.sh" helm)"
+export KUBEBUILDER_ASSETS LAYERKEEPER_MINIO LAYERKEEPER_HELM
 export LAYERKEEPER_TEST_STRICT=1
 log "tools ready in $(( $(date +%s) - start ))s"
 

@@ -30,6 +30,10 @@ var (
 		Name: "layerkeeper_node_filesystem_available_bytes",
 		Help: "Free bytes of a node filesystem holding writable layers.",
 	}, []string{"path"})
+	fsCapacity = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "layerkeeper_node_filesystem_capacity_bytes",
+		Help: "Size of a node filesystem holding writable layers (the base of the kubelet's percentage eviction thresholds).",
+	}, []string{"path"})
 	reportWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "layerkeeper_report_writes_total",
 		Help: "NodeLayerReport writes, by reason (first, heartbeat, containers, bytes, filesystems, condition).",
@@ -37,7 +41,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(containerBytes, containerInodes, hotPathBytes, scanSeconds, fsAvailable, reportWrites)
+	metrics.Registry.MustRegister(containerBytes, containerInodes, hotPathBytes, scanSeconds, fsAvailable, fsCapacity, reportWrites)
 }
 
 // recordMetrics replaces the per-container series with this pass's (so containers that went
@@ -48,6 +52,7 @@ func recordMetrics(res measure.Result, st v1alpha1.NodeLayerReportStatus) {
 	containerInodes.Reset()
 	hotPathBytes.Reset()
 	fsAvailable.Reset()
+	fsCapacity.Reset()
 	for _, c := range st.Containers {
 		containerBytes.WithLabelValues(c.Namespace, c.Pod, c.Container, string(c.Runtime)).Set(float64(c.Bytes))
 		containerInodes.WithLabelValues(c.Namespace, c.Pod, c.Container, string(c.Runtime)).Set(float64(c.Inodes))
@@ -60,5 +65,6 @@ func recordMetrics(res measure.Result, st v1alpha1.NodeLayerReportStatus) {
 	}
 	for _, f := range st.Filesystems {
 		fsAvailable.WithLabelValues(f.Path).Set(float64(f.AvailableBytes))
+		fsCapacity.WithLabelValues(f.Path).Set(float64(f.CapacityBytes))
 	}
 }
