@@ -12,8 +12,7 @@ import (
 	"github.com/layerkeeper/layerkeeper/test/framework"
 )
 
-// enforceModeMetrics are documented and on the dashboard before the offload and remediation
-// controllers that emit them.
+// enforceModeMetrics are the Enforce-mode metrics the dashboard must chart.
 var enforceModeMetrics = []string{"layerkeeper_offloads_total", "layerkeeper_offload_bytes_total", "layerkeeper_remediations_total"}
 
 // codeMetrics returns the names of the metrics the controller and agent define.
@@ -58,7 +57,7 @@ func documentedMetrics(t *testing.T) []string {
 
 func TestMetricsDocumented(t *testing.T) {
 	code, docs := codeMetrics(t), documentedMetrics(t)
-	known := append(slices.Clone(code), enforceModeMetrics...)
+	known := code
 	for _, n := range known {
 		if !slices.Contains(docs, n) {
 			t.Errorf("metric %s is not documented in docs/metrics.md", n)
