@@ -28,3 +28,13 @@ echo '```'
 LAYERKEEPER_STEADY_NODES=200 LAYERKEEPER_STEADY_PODS_PER_NODE=10 KUBEBUILDER_ASSETS="$("${LK_ROOT}/hack/envtest-assets.sh")" \
   go test ./test/integration/audit/ -run TestSteadyStateMakesNoWrites -count=1 -v -timeout 30m | grep -E 'created|steady state|^(ok|FAIL|---)'
 echo '```'
+
+echo
+echo "## Offload to S3 (nodeagent/offload) vs Debian's awscli, same files, same MinIO, same run"
+echo
+echo 'Executor: conditional PUT (never overwrites) + HeadObject verification per file, files kept;'
+echo 'awscli: `aws s3 cp --recursive` (10 requests in flight by default):'
+echo '```'
+LAYERKEEPER_MINIO="$("${LK_ROOT}/hack/build-tool.sh" minio)" \
+  go test ./nodeagent/offload/ -run '^$' -bench BenchmarkOffloadVsAWSCLI -benchtime 1x -count 1 -timeout 30m | grep -E '^Benchmark|^ok'
+echo '```'

@@ -1,6 +1,7 @@
 package offload
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +19,10 @@ import (
 
 const (
 	// DefaultWorkers is the number of files shipped at once.
-	DefaultWorkers = 16
+	DefaultWorkers = 32
+	// DefaultLargeFiles is the number of files larger than SmallFile shipped at once (each
+	// holds up to DefaultPartConcurrency+1 part buffers).
+	DefaultLargeFiles = 2
 	// DefaultMinAge is hotPaths[].minAge when unset (the API default).
 	DefaultMinAge = 10 * time.Minute
 	// DefaultMaxFiles bounds the files one run looks at; the rest waits for the next offload.
@@ -64,9 +68,13 @@ type Executor struct {
 	Workers int
 	// MaxFiles bounds the files looked at per run (DefaultMaxFiles).
 	MaxFiles int
+	// LargeFiles bounds the files larger than SmallFile in flight (DefaultLargeFiles).
+	LargeFiles int
 	// Progress, when set, is called with the counts so far every ProgressEvery.
 	Progress      func(Result)
 	ProgressEvery time.Duration
+
+	large chan struct{}
 }
 
 type counters struct {
@@ -141,6 +149,11 @@ func (e *Executor) Run(ctx context.Context, root *Root, job Job) (Result, error)
 	if workers <= 0 {
 		workers = DefaultWorkers
 	}
+	large := e.LargeFiles
+	if large <= 0 {
+		large = DefaultLargeFiles
+	}
+	e.large = make(chan struct{}, large)
 	tasks := make(chan task)
 	var wg sync.WaitGroup
 	for range workers {
@@ -291,6 +304,38 @@ func (e *Executor) ship(ctx context.Context, root *Root, job Job, t task, c *cou
 // under its alternate key) and verifies them. It never overwrites an object: an offload
 // retried after a crash finds the object it uploaded and verifies it instead.
 func (e *Executor) put(ctx context.Context, key, p string, f io.ReadSeeker, st unix.Stat_t, job Job) (d Digest, uploaded, grew bool, err error) {
+	meta := objectMeta(url.PathEscape(job.Source)+":"+url.PathEscape(p), job.Node, job.Name, mtime(st))
+	if st.Size <= SmallFile {
+		// One read into memory, one conditional PUT that never overwrites, one HEAD.
+		buf := make([]byte, st.Size+1)
+		n, err := io.ReadFull(f, buf)
+		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+			return Digest{}, false, false, err
+		}
+		grew = int64(n) > st.Size
+		data := buf[:min(int64(n), st.Size)]
+		d = digestBytes(data)
+		switch err := e.Bucket.PutSmall(ctx, key, data, meta); {
+		case err == nil:
+			if err := e.Bucket.Verify(ctx, key, d); err != nil {
+				return Digest{}, false, false, err
+			}
+			return d, true, grew, nil
+		case errors.Is(err, errExists):
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return Digest{}, false, false, err
+			}
+		default:
+			return Digest{}, false, false, err
+		}
+	} else {
+		select {
+		case e.large <- struct{}{}:
+			defer func() { <-e.large }()
+		case <-ctx.Done():
+			return Digest{}, false, false, ctx.Err()
+		}
+	}
 	existing, err := e.Bucket.Head(ctx, key)
 	if err != nil {
 		return Digest{}, false, false, err
@@ -316,7 +361,6 @@ func (e *Executor) put(ctx context.Context, key, p string, f io.ReadSeeker, st u
 			return Digest{}, false, false, err
 		}
 	}
-	meta := objectMeta(url.PathEscape(job.Source)+":"+url.PathEscape(p), job.Node, job.Name, mtime(st))
 	if d, grew, err = e.Bucket.Upload(ctx, key, f, st.Size, meta); err != nil {
 		return Digest{}, false, false, err
 	}
@@ -324,6 +368,12 @@ func (e *Executor) put(ctx context.Context, key, p string, f io.ReadSeeker, st u
 		return Digest{}, false, false, err
 	}
 	return d, true, grew, nil
+}
+
+func digestBytes(b []byte) Digest {
+	dg := newDigester(bytes.NewReader(b), PartSizeFor(int64(len(b))), int64(len(b)))
+	_, _ = io.Copy(io.Discard, dg)
+	return dg.digest()
 }
 
 // digestOf reads size bytes of f as an upload would (same part size).

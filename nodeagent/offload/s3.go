@@ -1,6 +1,7 @@
 package offload
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -37,8 +38,12 @@ const (
 const (
 	// DefaultRegion is used when neither the target nor the environment names one.
 	DefaultRegion = "us-east-1"
-	// DefaultPartSize is the multipart part size of large files.
-	DefaultPartSize = 16 << 20
+	// DefaultPartSize is the multipart part size of large files (each part in flight is a
+	// buffer of this size).
+	DefaultPartSize = 8 << 20
+	// SmallFile is the largest file uploaded in one conditional PutObject from memory;
+	// larger files stream through the multipart uploader.
+	SmallFile = 1 << 20
 	// DefaultPartConcurrency is the number of parts of one file uploaded at once.
 	DefaultPartConcurrency = 4
 )
@@ -254,6 +259,26 @@ func (b *Bucket) Upload(ctx context.Context, key string, r io.Reader, limit int6
 		return Digest{}, false, err
 	}
 	return dg.digest(), dg.overLimits, nil
+}
+
+// errExists says a conditional upload found an object at the key.
+var errExists = errors.New("an object exists at the key")
+
+// PutSmall uploads data (a whole small file) only if no object exists at key (If-None-Match),
+// with its SHA-256 checksum, which the server checks on receipt; errExists when the key is
+// taken.
+func (b *Bucket) PutSmall(ctx context.Context, key string, data []byte, meta map[string]string) error {
+	sum := sha256.Sum256(data)
+	_, err := b.Client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &b.Name, Key: &key, Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
+		ChecksumAlgorithm: types.ChecksumAlgorithmSha256, ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+		IfNoneMatch: aws.String("*"), ContentType: aws.String("application/octet-stream"), Metadata: meta,
+	})
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) && (re.HTTPStatusCode() == http.StatusPreconditionFailed || re.HTTPStatusCode() == http.StatusConflict) {
+		return errExists
+	}
+	return err
 }
 
 // Verify checks that the object at key holds exactly the digested bytes: same size, and a
