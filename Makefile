@@ -44,12 +44,16 @@ lint: ## go vet and gofmt.
 	go vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
+.PHONY: docs
+docs: ## Generate the API reference (docs/reference.md) from the CRDs.
+	go run ./hack/crddoc config/crd/bases docs/reference.md
+
 .PHONY: verify
-verify: generate manifests chart lint ## Regenerate everything and fail if anything changed.
+verify: generate manifests chart docs lint ## Regenerate everything and fail if anything changed.
 	go mod tidy
-	@if [ -n "$$(git status --porcelain -- api config charts go.mod go.sum)" ]; then \
-	  echo "generated files are out of date; run 'make generate manifests chart' and commit:"; \
-	  git status --porcelain -- api config charts go.mod go.sum; git --no-pager diff --stat; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- api config charts docs/reference.md go.mod go.sum)" ]; then \
+	  echo "generated files are out of date; run 'make generate manifests chart docs' and commit:"; \
+	  git status --porcelain -- api config charts docs/reference.md go.mod go.sum; git --no-pager diff --stat; exit 1; fi
 
 ##@ Build
 
