@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,17 @@ type Job struct {
 	// UpperDir is the container's upper directory as this process reaches it, used only to
 	// stat a file before deleting it and count the bytes that frees ("" counts all).
 	UpperDir string
+	// FollowActive keeps the files that changed while they were uploaded open (in
+	// Result.Followed), so that what the application writes until it stops can be shipped
+	// once the container has stopped (Executor.ShipFollowed). Used before a restart.
+	FollowActive bool
+}
+
+// Followed is a file still being written when it was shipped, held open so its final content
+// can be shipped once the container stops, even after its upper directory is gone.
+type Followed struct {
+	Path, Key string
+	File      *os.File
 }
 
 // Result is what an offload did.
@@ -59,6 +71,8 @@ type Result struct {
 	SkippedFiles, FailedFiles      int64
 	// Errors are the first MaxErrors problems, one line each.
 	Errors []string
+	// Followed are the files held open (Job.FollowActive); the caller ships or closes them.
+	Followed []Followed
 }
 
 // Executor ships files of containers to one bucket.
@@ -81,6 +95,7 @@ type counters struct {
 	uploadedObjects, uploadedBytes, deletedFiles, freedBytes, skippedFiles, failedFiles atomic.Int64
 	mu                                                                                  sync.Mutex
 	errors                                                                              []string
+	followed                                                                            []Followed
 }
 
 func (c *counters) errorf(format string, args ...any) {
@@ -102,7 +117,8 @@ func (c *counters) result() Result {
 		UploadedObjects: c.uploadedObjects.Load(), UploadedBytes: c.uploadedBytes.Load(),
 		DeletedFiles: c.deletedFiles.Load(), FreedBytes: c.freedBytes.Load(),
 		SkippedFiles: c.skippedFiles.Load(), FailedFiles: c.failedFiles.Load(),
-		Errors: append([]string(nil), c.errors...),
+		Errors:   append([]string(nil), c.errors...),
+		Followed: append([]Followed(nil), c.followed...),
 	}
 }
 
@@ -260,7 +276,12 @@ func (e *Executor) ship(ctx context.Context, root *Root, job Job, t task, c *cou
 		}
 		return skip("%s: kept: %v", p, err)
 	}
-	defer f.Close()
+	keepOpen := false
+	defer func() {
+		if !keepOpen {
+			f.Close()
+		}
+	}()
 	if !job.IgnoreMinAge && job.Now.Sub(mtime(st)) < t.minAge {
 		return skip("")
 	}
@@ -278,6 +299,13 @@ func (e *Executor) ship(ctx context.Context, root *Root, job Job, t task, c *cou
 		return fail(err)
 	}
 	if grew || d.Size != st.Size || after.Size != st.Size || after.Mtim != st.Mtim {
+		if job.FollowActive {
+			keepOpen = true
+			c.mu.Lock()
+			c.followed = append(c.followed, Followed{Path: p, Key: key, File: f})
+			c.mu.Unlock()
+			return skip("%s: kept and followed: it is still written to (%d bytes read, %d now); shipped again once the container stops", p, d.Size, after.Size)
+		}
 		return skip("%s: kept: it changed while it was uploaded (%d bytes read, %d now)", p, d.Size, after.Size)
 	}
 	if !t.delete {
@@ -298,6 +326,33 @@ func (e *Executor) ship(ctx context.Context, root *Root, job Job, t task, c *cou
 	c.deletedFiles.Add(1)
 	c.freedBytes.Add(freed)
 	return nil
+}
+
+// ShipFollowed ships the whole current content of followed files (call it once their
+// container has stopped: nothing writes to them any more) and closes them. Each goes to its key,
+// or, as the key holds the earlier upload, to its alternate key; nothing is deleted.
+func (e *Executor) ShipFollowed(ctx context.Context, job Job, files []Followed) Result {
+	var c counters
+	e.large = make(chan struct{}, max(e.LargeFiles, DefaultLargeFiles))
+	for _, fl := range files {
+		var st unix.Stat_t
+		err := unix.Fstat(int(fl.File.Fd()), &st)
+		if err == nil {
+			var d Digest
+			var uploaded bool
+			d, uploaded, _, err = e.put(ctx, fl.Key, fl.Path, io.NewSectionReader(fl.File, 0, st.Size), st, job)
+			if err == nil && uploaded {
+				c.uploadedObjects.Add(1)
+				c.uploadedBytes.Add(d.Size)
+			}
+		}
+		if err != nil {
+			c.failedFiles.Add(1)
+			c.errorf("%s: its final content could not be shipped: %v", fl.Path, Classify(err, e.Bucket.Name))
+		}
+		fl.File.Close()
+	}
+	return c.result()
 }
 
 // put makes sure the bucket holds the file's bytes under key (or, when key holds other bytes,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -39,6 +41,11 @@ const NodeNameField = "spec.nodeName"
 const (
 	// DefaultMaxAttempts is how many times a failed offload is started before it stays Failed.
 	DefaultMaxAttempts = 6
+	// MaxFollow bounds how long files still being written before a restart are held open,
+	// waiting for the container to stop.
+	MaxFollow = 15 * time.Minute
+	// FollowPoll is how often the container's processes are checked.
+	FollowPoll = time.Second
 	// BaseBackoff is the wait after the first failure; it doubles per attempt up to MaxBackoff.
 	BaseBackoff = 30 * time.Second
 	// MaxBackoff caps the wait between attempts.
@@ -167,7 +174,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	log.Info("offload started", "attempt", lo.Status.Attempts, "paths", len(lo.Spec.Paths), "bucket", lo.Spec.Target.Bucket)
 
-	res, runErr := r.run(ctx, lo, c, base)
+	res, ex, job, runErr := r.run(ctx, lo, c, base)
 	if runErr != nil && ctx.Err() != nil {
 		return reconcile.Result{}, ctx.Err() // shutting down: the next agent resumes it
 	}
@@ -185,9 +192,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		msg = fmt.Sprintf("%d object(s), %d bytes uploaded and verified; %d file(s) deleted, %d bytes freed; %d file(s) left in place",
 			res.UploadedObjects, res.UploadedBytes, res.DeletedFiles, res.FreedBytes, res.SkippedFiles)
 	}
+	if n := len(res.Followed); n > 0 {
+		msg += fmt.Sprintf("; %d active file(s) followed, shipped again once the container stops", n)
+	}
 	log.Info("offload finished", "failed", failed, "message", msg)
 	if err := r.finish(ctx, lo, add(base, res), reason, msg, failed); err != nil {
+		closeAll(res.Followed)
 		return reconcile.Result{}, err
+	}
+	if len(res.Followed) > 0 {
+		go r.shipWhenStopped(client.ObjectKeyFromObject(lo), c, ex, job, res.Followed)
 	}
 	if _, wait := Due(lo.Status, maxAttempts, r.Clock.Now()); wait > 0 {
 		return reconcile.Result{RequeueAfter: wait}, nil
@@ -195,21 +209,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	return reconcile.Result{}, nil
 }
 
-func (r *Reconciler) run(ctx context.Context, lo *v1alpha1.LayerOffload, c *discovery.Container, base v1alpha1.LayerOffloadStatus) (Result, error) {
+func (r *Reconciler) run(ctx context.Context, lo *v1alpha1.LayerOffload, c *discovery.Container, base v1alpha1.LayerOffloadStatus) (Result, *Executor, Job, error) {
 	var creds *Credentials
 	if ref := lo.Spec.Target.CredentialsSecretRef; ref != nil {
 		s := &corev1.Secret{}
 		if err := r.Secrets.Get(ctx, types.NamespacedName{Namespace: lo.Namespace, Name: ref.Name}, s); err != nil {
-			return Result{}, &TargetError{Reason: fmt.Sprintf("reading credentials Secret %q", ref.Name), Err: err}
+			return Result{}, nil, Job{}, &TargetError{Reason: fmt.Sprintf("reading credentials Secret %q", ref.Name), Err: err}
 		}
 		var err error
 		if creds, err = CredentialsFromSecret(s.Data); err != nil {
-			return Result{}, &TargetError{Reason: fmt.Sprintf("credentials Secret %q", ref.Name), Err: err}
+			return Result{}, nil, Job{}, &TargetError{Reason: fmt.Sprintf("credentials Secret %q", ref.Name), Err: err}
 		}
 	}
 	cl, err := NewClient(ctx, lo.Spec.Target, creds)
 	if err != nil {
-		return Result{}, &TargetError{Reason: "S3 client", Err: err}
+		return Result{}, nil, Job{}, &TargetError{Reason: "S3 client", Err: err}
 	}
 	hostProc := r.Discovery.HostProc
 	if hostProc == "" {
@@ -217,7 +231,7 @@ func (r *Reconciler) run(ctx context.Context, lo *v1alpha1.LayerOffload, c *disc
 	}
 	root, err := openContainerRoot(hostProc, c)
 	if err != nil {
-		return Result{}, err
+		return Result{}, nil, Job{}, err
 	}
 	defer root.Close()
 	ex := &Executor{
@@ -235,15 +249,77 @@ func (r *Reconciler) run(ctx context.Context, lo *v1alpha1.LayerOffload, c *disc
 			}
 		},
 	}
-	res, err := ex.Run(ctx, root, Job{
+	job := Job{
 		Name: lo.Namespace + "/" + lo.Name, Node: r.Node,
 		Source: lo.Namespace + "/" + lo.Spec.PodName + "/" + lo.Spec.ContainerName,
 		Prefix: lo.Spec.Target.Prefix, Paths: lo.Spec.Paths, IgnoreMinAge: lo.Spec.IgnoreMinAge,
 		Now: r.Clock.Now(), UpperDir: c.UpperDirPath(),
-	})
+		FollowActive: lo.Spec.Reason == v1alpha1.OffloadReasonBeforeRestart,
+	}
+	res, err := ex.Run(ctx, root, job)
 	offloadBytes.Add(float64(res.UploadedBytes))
 	offloadFreed.Add(float64(res.FreedBytes))
-	return res, err
+	if err != nil {
+		closeAll(res.Followed)
+		res.Followed = nil
+	}
+	return res, ex, job, err
+}
+
+func closeAll(fs []Followed) {
+	for _, f := range fs {
+		f.File.Close()
+	}
+}
+
+// shipWhenStopped waits until none of the container's processes is left (or MaxFollow
+// passes), then ships the final content of the files that were still being written before the
+// restart, through the descriptors held open since, and adds the figures to the offload's
+// status. The container's upper directory may be gone by then; open files outlive it.
+func (r *Reconciler) shipWhenStopped(key types.NamespacedName, c *discovery.Container, ex *Executor, job Job, files []Followed) {
+	ctx, cancel := context.WithTimeout(context.Background(), MaxFollow+5*time.Minute)
+	defer cancel()
+	hostProc := r.Discovery.HostProc
+	if hostProc == "" {
+		hostProc = path.Join(cmp.Or(r.Discovery.HostRoot, "/"), "proc")
+	}
+	deadline := time.Now().Add(MaxFollow)
+	for time.Now().Before(deadline) && processesLeft(hostProc, c.PIDs) {
+		time.Sleep(FollowPoll)
+	}
+	res := ex.ShipFollowed(ctx, job, files)
+	log := r.Log.WithValues("offload", key)
+	log.Info("followed files shipped after the container stopped", "files", len(files), "objects", res.UploadedObjects,
+		"bytes", res.UploadedBytes, "failed", res.FailedFiles)
+	offloadBytes.Add(float64(res.UploadedBytes))
+	for attempt := 0; attempt < 5; attempt++ {
+		lo := &v1alpha1.LayerOffload{}
+		if err := r.Client.Get(ctx, key, lo); err != nil {
+			return
+		}
+		orig := lo.DeepCopy()
+		lo.Status.UploadedObjects += res.UploadedObjects
+		lo.Status.UploadedBytes += res.UploadedBytes
+		lo.Status.FailedFiles += res.FailedFiles
+		lo.Status.Errors = append(lo.Status.Errors, res.Errors...)
+		if len(lo.Status.Errors) > MaxErrors {
+			lo.Status.Errors = lo.Status.Errors[:MaxErrors]
+		}
+		err := r.Client.Status().Patch(ctx, lo, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+		if err == nil || !apierrors.IsConflict(err) {
+			return
+		}
+	}
+}
+
+// processesLeft reports whether any of the PIDs still runs.
+func processesLeft(hostProc string, pids []int) bool {
+	for _, pid := range pids {
+		if _, err := os.Stat(path.Join(hostProc, strconv.Itoa(pid))); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // add sums a run's counts onto what earlier attempts recorded; errors are the run's own.

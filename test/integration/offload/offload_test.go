@@ -197,8 +197,9 @@ func TestOffloadFromARealContainerLosesNoLine(t *testing.T) {
 	if _, err := agent().Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(lo)}); err != nil {
 		t.Fatal(err)
 	}
-	if st := get("before-restart").Status; st.Phase != v1alpha1.OffloadSucceeded {
-		t.Fatalf("before-restart offload status %+v", st)
+	before := get("before-restart").Status
+	if before.Phase != v1alpha1.OffloadSucceeded {
+		t.Fatalf("before-restart offload status %+v", before)
 	}
 	cs, _ := discovery.Discover(ctx, discovery.Options{ContainerdState: c.State, Runtimes: []v1alpha1.Runtime{v1alpha1.RuntimeContainerd}})
 	var upper string
@@ -221,6 +222,16 @@ func TestOffloadFromARealContainerLosesNoLine(t *testing.T) {
 	}
 	written, _ := strconv.Atoi(m[1])
 
+	// The active file, still written to during the before-restart offload, is shipped again
+	// once the container has stopped, through the descriptor the agent kept open.
+	deadline := time.Now().Add(30 * time.Second)
+	for get("before-restart").Status.UploadedObjects == before.UploadedObjects {
+		if time.Now().After(deadline) {
+			t.Fatalf("the followed active file was not shipped after the container stopped: %+v", get("before-restart").Status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
 	// Every line ever written is in S3 or in the stopped container's files.
 	seen := make([]int, written)
 	inS3, objects := countObjects(t, ctx, srv, bucket, prefix, seen)
@@ -237,6 +248,18 @@ func TestOffloadFromARealContainerLosesNoLine(t *testing.T) {
 	}
 	if inS3 == 0 || files == 0 {
 		t.Errorf("want lines both offloaded and still in the container")
+	}
+	// S3 alone holds every line: the container's layer can go with the restart.
+	inS3Only := make([]int, written)
+	countObjects(t, ctx, srv, bucket, prefix, inS3Only)
+	missingFromS3 := 0
+	for _, n := range inS3Only {
+		if n == 0 {
+			missingFromS3++
+		}
+	}
+	if missingFromS3 != 0 {
+		t.Errorf("%d of %d lines are not in S3 after the followed files were shipped", missingFromS3, written)
 	}
 }
 
