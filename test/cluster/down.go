@@ -136,6 +136,9 @@ func (c *Cluster) Down(ctx context.Context) error {
 			leftovers = append(leftovers, "cgroups: "+strings.Join(cgs, ", "))
 		}
 	}
+	for _, d := range c.hostDrift() {
+		leftovers = append(leftovers, "host: "+d)
+	}
 	if len(leftovers) > 0 {
 		errs = append(errs, fmt.Errorf("left behind (%s kept):\n  %s", c.Dir, strings.Join(leftovers, "\n  ")))
 	} else if err := removeDir(c.Dir); err != nil {

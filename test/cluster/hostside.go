@@ -12,15 +12,15 @@ import (
 )
 
 // Baseline is what the host looked like before the cluster started, in the places the
-// kubelet changes whatever it is told: the sysctls it sets (vm.overcommit_memory,
-// kernel.panic...), the iptables chains it creates (KUBE-FIREWALL, KUBE-IPTABLES-HINT,
-// KUBE-KUBELET-CANARY), /var/log/containers, and containerd's shim socket directory.
+// kubelet and containerd change whatever they are told: the sysctls the kubelet sets
+// (vm.overcommit_memory, kernel.panic...), the iptables chains it creates (KUBE-FIREWALL,
+// KUBE-IPTABLES-HINT, KUBE-KUBELET-CANARY), and the fixed paths below (sharedPaths).
 type Baseline struct {
 	// Sysctls maps a /proc/sys path ("vm/overcommit_memory") to its value before.
 	Sysctls map[string]string `json:"sysctls"`
 	// IPTablesChains maps "<binary> <table>" to the KUBE-* chains that existed before.
 	IPTablesChains map[string][]string `json:"iptablesChains"`
-	// Existed lists which of the shared directories the cluster writes in existed before.
+	// Existed lists which of sharedPaths existed before.
 	Existed map[string]bool `json:"existed"`
 }
 
@@ -30,11 +30,26 @@ var kubeletSysctls = []string{
 	"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes",
 }
 
-// Shared host directories the cluster writes in.
-const (
-	varLogContainers = "/var/log/containers" // the kubelet's links to container logs
-	runContainerd    = "/run/containerd"     // containerd 1.6 shim sockets, in s/
-)
+// varLogContainers holds the kubelet's links to container logs (a fixed path).
+const varLogContainers = "/var/log/containers"
+
+// sharedPaths are the fixed host paths the kubelet and containerd create whatever their
+// configuration says, deepest first: the kubelet's device plugin socket and checkpoint,
+// libcni's result cache, the CRI plugin's network namespace directory, containerd 1.6's shim
+// sockets, the kubelet's log links. Down removes those that did not exist before (a directory
+// only when empty: another cluster may be using it).
+var sharedPaths = []string{
+	"/var/lib/kubelet/device-plugins/kubelet.sock",
+	"/var/lib/kubelet/device-plugins/kubelet_internal_checkpoint",
+	"/var/lib/kubelet/device-plugins",
+	"/var/lib/kubelet",
+	"/var/lib/cni/results",
+	"/var/lib/cni",
+	"/run/netns",
+	"/run/containerd/s",
+	"/run/containerd",
+	varLogContainers,
+}
 
 var iptablesTables = []string{"mangle", "nat", "filter"}
 
@@ -52,16 +67,16 @@ func recordBaseline() Baseline {
 			}
 		}
 	}
-	for _, d := range []string{varLogContainers, runContainerd, runContainerd + "/s"} {
-		_, err := os.Lstat(d)
-		b.Existed[d] = err == nil
+	for _, p := range sharedPaths {
+		_, err := os.Lstat(p)
+		b.Existed[p] = err == nil
 	}
 	return b
 }
 
 // restoreHost undoes what the kubelet and containerd changed outside the scratch directory:
 // links into podLogsDir in /var/log/containers, KUBE-* iptables chains that did not exist
-// before, changed sysctls, and directories that did not exist before if they are empty.
+// before, changed sysctls, and the sharedPaths that did not exist before.
 func (s *State) restoreHost() error {
 	var errs []error
 	if ents, err := os.ReadDir(varLogContainers); err == nil {
@@ -85,9 +100,9 @@ func (s *State) restoreHost() error {
 			}
 		}
 	}
-	for _, d := range []string{runContainerd + "/s", runContainerd, varLogContainers} {
-		if existed, known := s.Baseline.Existed[d]; known && !existed {
-			_ = os.Remove(d) // only when empty: another cluster may be using it
+	for _, p := range sharedPaths {
+		if existed, known := s.Baseline.Existed[p]; known && !existed {
+			_ = os.Remove(p) // a directory only when empty
 		}
 	}
 	return errors.Join(errs...)
@@ -182,3 +197,52 @@ func within(p, dir string) bool {
 
 // isNotExist reports a missing file.
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// hostDrift lists how the host still differs from the baseline where the cluster changed it:
+// sysctls not restored, KUBE-* chains that were not there, shared paths that were not there
+// (directories only when empty: others may hold another cluster's files), links into the
+// pod logs directory.
+func (s *State) hostDrift() []string {
+	var out []string
+	for k, before := range s.Baseline.Sysctls {
+		if now, err := os.ReadFile(filepath.Join("/proc/sys", k)); err == nil && strings.TrimSpace(string(now)) != before {
+			out = append(out, fmt.Sprintf("sysctl %s = %s (was %s)", k, strings.TrimSpace(string(now)), before))
+		}
+	}
+	for _, bin := range iptablesBinaries() {
+		for _, table := range iptablesTables {
+			before, known := s.Baseline.IPTablesChains[bin+" "+table]
+			rules, err := iptablesRules(bin, table)
+			if !known || err != nil {
+				continue
+			}
+			for _, c := range kubeChains(rules) {
+				if !slices.Contains(before, c) {
+					out = append(out, fmt.Sprintf("%s -t %s chain %s", bin, table, c))
+				}
+			}
+		}
+	}
+	for _, p := range sharedPaths {
+		if existed, known := s.Baseline.Existed[p]; known && !existed {
+			fi, err := os.Lstat(p)
+			if err != nil {
+				continue
+			}
+			if fi.IsDir() {
+				if ents, err := os.ReadDir(p); err != nil || len(ents) > 0 {
+					continue // another cluster's files
+				}
+			}
+			out = append(out, "path "+p)
+		}
+	}
+	if ents, err := os.ReadDir(varLogContainers); err == nil {
+		for _, e := range ents {
+			if target, err := os.Readlink(filepath.Join(varLogContainers, e.Name())); err == nil && within(target, s.PodLogsDir) {
+				out = append(out, "link "+filepath.Join(varLogContainers, e.Name()))
+			}
+		}
+	}
+	return out
+}
