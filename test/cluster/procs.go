@@ -52,6 +52,7 @@ func (c *Cluster) start(name string, cmd *exec.Cmd) error {
 // waitFor polls check every 100ms until it returns nil, the component named dies, or timeout
 // passes, and reports the last error with the tail of the component's log.
 func (c *Cluster) waitFor(ctx context.Context, name, what string, timeout time.Duration, check func(context.Context) error) error {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last error
@@ -67,6 +68,9 @@ func (c *Cluster) waitFor(ctx context.Context, name, what string, timeout time.D
 		}
 		select {
 		case <-ctx.Done():
+			if err := parent.Err(); err != nil {
+				return fmt.Errorf("%s: waiting for %s: %w", name, what, err)
+			}
 			msg := fmt.Sprintf("%s: %s not reached within %v: %v", name, what, timeout, last)
 			if comp := c.component(name); comp != nil {
 				msg += "\n" + tail(comp.Log, 30)

@@ -37,7 +37,8 @@ type Cluster struct {
 // account exists, or returns the cluster already running there if it is healthy (Reused).
 // A cluster recorded there that is not healthy, or the remains of one, are torn down first.
 // If start-up fails, everything started is torn down and the components' logs are kept in
-// <dir>.failed-logs. An *UnavailableError says what the machine lacks.
+// <dir>.failed-logs (unless ctx was cancelled). An *UnavailableError says what the machine
+// lacks.
 func Up(ctx context.Context, o Options) (*Cluster, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
@@ -66,7 +67,7 @@ func Up(ctx context.Context, o Options) (*Cluster, error) {
 		c.logf("start-up failed: %v", err)
 		failed := o.Dir + ".failed-logs"
 		_ = os.RemoveAll(failed)
-		if os.Rename(filepath.Join(o.Dir, "logs"), failed) == nil {
+		if ctx.Err() == nil && os.Rename(filepath.Join(o.Dir, "logs"), failed) == nil {
 			c.logf("component logs kept in %s", failed)
 			for i := range c.Components {
 				c.Components[i].Log = filepath.Join(failed, filepath.Base(c.Components[i].Log))
