@@ -20,7 +20,8 @@ import (
 // Environment variables of this package.
 const (
 	// KubeconfigEnv names the kubeconfig of a cluster hack/cluster.sh started, to test
-	// against it instead of starting one (its directory must hold the cluster's state).
+	// against it instead of starting one (its directory must hold the cluster's state); a
+	// relative path is taken from the repository's root.
 	KubeconfigEnv = "LAYERKEEPER_E2E_KUBECONFIG"
 	// KeepEnv=1 leaves the cluster this package started running after the tests.
 	KeepEnv = "LAYERKEEPER_E2E_KEEP"
@@ -43,7 +44,16 @@ func run(m *testing.M) int {
 		return m.Run()
 	}
 	ctx := context.Background()
+	root, err := images.ModuleRoot()
+	if err != nil {
+		clusterErr = err
+		return m.Run()
+	}
 	if kc := os.Getenv(KubeconfigEnv); kc != "" {
+		// go test runs in the package directory; a relative path is the repository's.
+		if !filepath.IsAbs(kc) {
+			kc = filepath.Join(root, kc)
+		}
 		testCluster, clusterErr = cluster.Load(filepath.Dir(kc))
 		if clusterErr == nil {
 			clusterErr = testCluster.Healthy(ctx)
@@ -55,11 +65,6 @@ func run(m *testing.M) int {
 		return m.Run()
 	}
 
-	root, err := images.ModuleRoot()
-	if err != nil {
-		clusterErr = err
-		return m.Run()
-	}
 	started := time.Now()
 	testCluster, clusterErr = cluster.Up(ctx, cluster.Options{Dir: filepath.Join(root, "_output", "e2e"), Log: os.Stderr})
 	if clusterErr != nil {
