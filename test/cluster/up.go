@@ -166,13 +166,14 @@ func (c *Cluster) up(ctx context.Context, o Options, bins binaries) error {
 	var (
 		imgWG       sync.WaitGroup
 		imgArchives []string
+		imgRefs     []string
 		imgErr      error
 		imgDone     time.Duration
 	)
 	imgWG.Add(1)
 	go func() {
 		defer imgWG.Done()
-		imgArchives, c.Images, imgErr = writeArchives(ctx, c.path("images"), append([]func(context.Context) (images.Image, error){images.Pause}, o.Images...))
+		imgArchives, imgRefs, imgErr = writeArchives(ctx, c.path("images"), append([]func(context.Context) (images.Image, error){images.Pause}, o.Images...))
 		imgDone = time.Since(t0)
 	}()
 	defer imgWG.Wait()
@@ -272,6 +273,7 @@ func (c *Cluster) up(ctx context.Context, o Options, bins binaries) error {
 			return err
 		}
 	}
+	c.Images = imgRefs
 	imported := time.Since(t0)
 
 	if err := c.start(Kubelet, exec.Command(bins.Kubelet,

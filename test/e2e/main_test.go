@@ -65,31 +65,47 @@ func run(m *testing.M) int {
 		return m.Run()
 	}
 
+	// An interrupt during start-up cancels it (Up tears down what it started); during the
+	// tests it tears the cluster down and exits.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	keep := os.Getenv(KeepEnv) == "1"
+	up := make(chan *cluster.Cluster, 1)
+	go func() {
+		s := <-sig
+		cancel()
+		c := <-up
+		if c == nil {
+			return // start-up was interrupted: Up tore down what it had started
+		}
+		if !keep {
+			fmt.Fprintf(os.Stderr, "e2e: %v: tearing the cluster down\n", s)
+			_ = c.Down(context.Background())
+		}
+		os.Exit(1)
+	}()
+
 	started := time.Now()
 	testCluster, clusterErr = cluster.Up(ctx, cluster.Options{Dir: filepath.Join(root, "_output", "e2e"), Log: os.Stderr})
+	up <- testCluster
 	if clusterErr != nil {
 		fmt.Fprintf(os.Stderr, "e2e: no cluster: %v\n", clusterErr)
+		if ctx.Err() != nil {
+			return 1
+		}
 		return m.Run()
 	}
 	fmt.Fprintf(os.Stderr, "e2e: cluster up in %.1fs (%s)\n", time.Since(started).Seconds(), testCluster.Dir)
-	if os.Getenv(KeepEnv) == "1" {
+	if keep {
 		defer fmt.Fprintf(os.Stderr, "e2e: %s=1: the cluster stays up: . %s; tear it down with LK_CLUSTER_DIR=%s hack/cluster.sh down\n",
 			KeepEnv, testCluster.EnvFile(), testCluster.Dir)
 		return m.Run()
 	}
-
-	// An interrupt stops the tests; tear the cluster down before going.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		s := <-sig
-		fmt.Fprintf(os.Stderr, "e2e: %v: tearing the cluster down\n", s)
-		_ = testCluster.Down(context.Background())
-		os.Exit(1)
-	}()
 	code := m.Run()
-	signal.Stop(sig)
-	if err := testCluster.Down(ctx); err != nil {
+	if err := testCluster.Down(context.WithoutCancel(ctx)); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: tearing the cluster down: %v\n", err)
 		return 1
 	}
