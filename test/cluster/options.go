@@ -26,8 +26,9 @@ const (
 )
 
 // NodeName is the node's name. The kubelet takes an IP address given as its hostname for
-// the node's InternalIP, so the API server reaches the kubelet on 127.0.0.1 through the
-// node proxy and hostNetwork pods get 127.0.0.1 as their IP.
+// the node's InternalIP (it refuses a loopback --node-ip), so the node's address and every
+// hostNetwork pod's IP is 127.0.0.1, where the API server reaches the kubelet for logs and
+// exec. (Its node proxy refuses loopback addresses: see Cluster.Summary.)
 const NodeName = "127.0.0.1"
 
 // Options say where the cluster lives and what it runs.
