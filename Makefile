@@ -87,6 +87,16 @@ test-unit: ## Run the tests that need nothing but Go.
 bench: deps ## Run the benchmarks against their baselines and print the figures.
 	hack/bench.sh
 
+##@ Cluster
+
+.PHONY: cluster-up
+cluster-up: deps ## Start a real single-node cluster on 127.0.0.1 in _output/cluster (a no-op when up).
+	hack/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the cluster by its recorded PIDs and clean up.
+	hack/cluster.sh down
+
 ##@ Demo
 
 .PHONY: demo

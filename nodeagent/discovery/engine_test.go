@@ -12,6 +12,7 @@ import (
 
 	"github.com/layerkeeper/layerkeeper/api/v1alpha1"
 	"github.com/layerkeeper/layerkeeper/nodeagent/discovery/enginetest"
+	"github.com/layerkeeper/layerkeeper/test/images"
 )
 
 const workloadImage = "localhost/layerkeeper-workload:test"
@@ -26,9 +27,9 @@ func workloadArchive(t *testing.T) string {
 		t.Fatal(err)
 	}
 	p := filepath.Join(dir, "image.tar")
-	err = enginetest.WriteDockerArchiveFile(p, enginetest.Image{
+	err = images.WriteDockerArchiveFile(p, images.Image{
 		RepoTag: workloadImage,
-		Files: map[string]enginetest.ImageFile{
+		Files: map[string]images.ImageFile{
 			"/app":            {Mode: 0o755, Content: bin},
 			"/data/lower.bin": {Content: bytes.Repeat([]byte("L"), lowerFileBytes)},
 		},

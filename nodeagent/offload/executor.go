@@ -328,6 +328,36 @@ func (e *Executor) ship(ctx context.Context, root *Root, job Job, t task, c *cou
 	return nil
 }
 
+// FollowNew opens and returns the files under the job's hot paths that are not held yet
+// (held holds the inode numbers of those that are; it is updated): files the application
+// created since the offload (rotated logs), so they too are shipped once it stops.
+func (e *Executor) FollowNew(root *Root, job Job, held map[uint64]bool) []Followed {
+	var out []Followed
+	for _, hp := range job.Paths {
+		m, err := NewMatcher(hp.Include, hp.Exclude)
+		if err != nil {
+			continue
+		}
+		_, _ = root.Walk(hp.Path, func(f File) error {
+			if held[f.Stat.Ino] || !m.Match(f.Rel) {
+				return nil
+			}
+			key, err := ObjectKey(job.Prefix, f.Path)
+			if err != nil {
+				return nil
+			}
+			fh, st, err := root.Open(f.Path)
+			if err != nil {
+				return nil
+			}
+			held[st.Ino] = true
+			out = append(out, Followed{Path: f.Path, Key: key, File: fh})
+			return nil
+		})
+	}
+	return out
+}
+
 // ShipFollowed ships the whole current content of followed files (call it once their
 // container has stopped: nothing writes to them any more) and closes them. Each goes to its key,
 // or, as the key holds the earlier upload, to its alternate key; nothing is deleted.

@@ -44,8 +44,9 @@ const (
 	// MaxFollow bounds how long files still being written before a restart are held open,
 	// waiting for the container to stop.
 	MaxFollow = 15 * time.Minute
-	// FollowPoll is how often the container's processes are checked.
-	FollowPoll = time.Second
+	// FollowPoll is how often the container's processes are checked and its new files
+	// opened while it stops.
+	FollowPoll = 200 * time.Millisecond
 	// BaseBackoff is the wait after the first failure; it doubles per attempt up to MaxBackoff.
 	BaseBackoff = 30 * time.Second
 	// MaxBackoff caps the wait between attempts.
@@ -283,9 +284,25 @@ func (r *Reconciler) shipWhenStopped(key types.NamespacedName, c *discovery.Cont
 	if hostProc == "" {
 		hostProc = path.Join(cmp.Or(r.Discovery.HostRoot, "/"), "proc")
 	}
+	// Until the container stops, files it creates (rotation) are opened and held too.
+	held := map[uint64]bool{}
+	for _, f := range files {
+		var st unix.Stat_t
+		if unix.Fstat(int(f.File.Fd()), &st) == nil {
+			held[st.Ino] = true
+		}
+	}
+	root, err := openContainerRoot(hostProc, c)
 	deadline := time.Now().Add(MaxFollow)
 	for time.Now().Before(deadline) && processesLeft(hostProc, c.PIDs) {
+		if err == nil {
+			files = append(files, ex.FollowNew(root, job, held)...)
+		}
 		time.Sleep(FollowPoll)
+	}
+	if err == nil {
+		files = append(files, ex.FollowNew(root, job, held)...)
+		root.Close()
 	}
 	res := ex.ShipFollowed(ctx, job, files)
 	log := r.Log.WithValues("offload", key)

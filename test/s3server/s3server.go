@@ -98,16 +98,7 @@ func (s *Server) start() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(s.binary, "server", s.dataDir, "--quiet",
-		"--address", s.addr, "--console-address", fmt.Sprintf("127.0.0.1:%d", consolePort))
-	cmd.Env = append(os.Environ(),
-		"MINIO_ROOT_USER="+s.AccessKey,
-		"MINIO_ROOT_PASSWORD="+s.SecretKey,
-		"MINIO_BROWSER=off",
-		"MINIO_UPDATE=off",
-		"MINIO_REGION="+Region,
-		"HOME="+filepath.Dir(s.dataDir),
-	)
+	cmd := Command(s.binary, s.dataDir, s.addr, fmt.Sprintf("127.0.0.1:%d", consolePort), s.AccessKey, s.SecretKey)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -178,16 +169,38 @@ func (s *Server) Stop() error {
 	return fmt.Errorf("port %s still open after killing pid %d", s.addr, pid)
 }
 
+// Command returns the command that runs MinIO serving dataDir on addr (its console, which is
+// switched off, on consoleAddr) with the given root credentials, answering for Region. HOME
+// is dataDir's parent, so MinIO writes nothing outside it.
+func Command(binary, dataDir, addr, consoleAddr, accessKey, secretKey string) *exec.Cmd {
+	cmd := exec.Command(binary, "server", dataDir, "--quiet", "--address", addr, "--console-address", consoleAddr)
+	cmd.Env = append(os.Environ(),
+		"MINIO_ROOT_USER="+accessKey,
+		"MINIO_ROOT_PASSWORD="+secretKey,
+		"MINIO_BROWSER=off",
+		"MINIO_UPDATE=off",
+		"MINIO_REGION="+Region,
+		"HOME="+filepath.Dir(dataDir),
+	)
+	return cmd
+}
+
 // Restart starts a stopped server again on the same address with the same data.
 func (s *Server) Restart() error { return s.start() }
 
 // Client returns an S3 client for the server with its root credentials.
 func (s *Server) Client() *s3.Client {
+	return NewClient(s.Endpoint, s.AccessKey, s.SecretKey)
+}
+
+// NewClient returns an S3 client for a MinIO at endpoint: path-style addressing, Region,
+// static credentials.
+func NewClient(endpoint, accessKey, secretKey string) *s3.Client {
 	return s3.New(s3.Options{
 		Region:       Region,
-		BaseEndpoint: aws.String(s.Endpoint),
+		BaseEndpoint: aws.String(endpoint),
 		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
+		Credentials:  credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/layerkeeper/layerkeeper/test/host"
 	"github.com/layerkeeper/layerkeeper/test/testenv"
 )
 
@@ -82,7 +83,7 @@ func cgroupDirs(names ...string) []string {
 			if fields[i] == "-" {
 				if fields[i+1] == "cgroup" || fields[i+1] == "cgroup2" {
 					for _, n := range names {
-						out = append(out, filepath.Join(unescape(fields[4]), n))
+						out = append(out, filepath.Join(host.UnescapeMountinfo(fields[4]), n))
 					}
 				}
 				break

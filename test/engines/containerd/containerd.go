@@ -17,11 +17,10 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/layerkeeper/layerkeeper/nodeagent/discovery/enginetest"
+	"github.com/layerkeeper/layerkeeper/test/host"
+	"github.com/layerkeeper/layerkeeper/test/images"
 	"github.com/layerkeeper/layerkeeper/test/testenv"
 )
-
-// Namespace is the containerd namespace the CRI plugin keeps pods in.
-const Namespace = "k8s.io"
 
 // Containerd is a containerd with its CRI plugin, started for one test.
 type Containerd struct {
@@ -64,8 +63,8 @@ func Start(t testing.TB) *Containerd {
 	testenv.RequireBinary(t, "containerd-shim-runc-v2")
 	testenv.RequireBinary(t, "runc")
 	ctr := testenv.RequireBinary(t, "ctr")
-	if _, err := os.Stat(filepath.Join(cniBinDir, "loopback")); err != nil {
-		testenv.Unavailable(t, "the CNI loopback plugin in %s (containernetworking-plugins)", cniBinDir)
+	if _, err := os.Stat(filepath.Join(CNIBinDir, "loopback")); err != nil {
+		testenv.Unavailable(t, "the CNI loopback plugin in %s (containernetworking-plugins)", CNIBinDir)
 	}
 
 	dir, err := os.MkdirTemp("", "lkctd") // short: unix socket paths are limited to 108 bytes
@@ -82,20 +81,20 @@ func Start(t testing.TB) *Containerd {
 		ctr:          ctr,
 		t:            t,
 	}
-	residue := freshPaths(shimSocketDir, shimSocketDir+"/s")
+	residue := freshPaths(filepath.Dir(host.ShimSocketDir), host.ShimSocketDir)
 	t.Cleanup(func() { c.teardown(residue) })
 
-	writeFile(t, filepath.Join(dir, "containerd.toml"), c.config())
-	writeFile(t, filepath.Join(dir, "cni", "10-loopback.conflist"), loopbackConflist)
+	writeFile(t, filepath.Join(dir, "containerd.toml"), c.config().TOML())
+	writeFile(t, filepath.Join(dir, "cni", LoopbackConflistName), LoopbackConflist)
 	if err := os.MkdirAll(c.PodLogDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	pause := filepath.Join(dir, "pause.tar")
-	if err := enginetest.WriteDockerArchiveFile(pause, enginetest.Image{
-		RepoTag:    PauseImage,
-		Files:      map[string]enginetest.ImageFile{"/pause": {Mode: 0o755, Content: BuildProgram(t, "pause")}},
-		Entrypoint: []string{"/pause"},
-	}); err != nil {
+	pause, err := images.Pause(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pauseArchive := filepath.Join(dir, "pause.tar")
+	if err := images.WriteDockerArchiveFile(pauseArchive, pause); err != nil {
 		t.Fatal(err)
 	}
 
@@ -110,78 +109,27 @@ func Start(t testing.TB) *Containerd {
 	enginetest.WaitFor(t, 30*time.Second, "the CRI runtime service", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		st, err := c.Runtime.Status(ctx, &runtimeapi.StatusRequest{})
-		if err != nil {
-			return false
-		}
-		for _, cond := range st.GetStatus().GetConditions() {
-			if cond.Type == runtimeapi.RuntimeReady && !cond.Status {
-				return false
-			}
-		}
-		return true
+		return RuntimeReady(ctx, c.Runtime, false) == nil
 	})
-	c.ImportImage(t, pause)
+	c.ImportImage(t, pauseArchive)
 	return c
 }
 
-// Paths and names this harness uses.
-const (
-	// PauseImage is the sandbox image: a static binary that waits for SIGTERM.
-	PauseImage = "localhost/layerkeeper-pause:test"
-	cniBinDir  = "/usr/lib/cni"
-	// shimSocketDir is where containerd 1.6 puts shim sockets, whatever its state directory.
-	shimSocketDir = "/run/containerd"
-)
+// PauseImage is the sandbox image (sandbox_image), imported at start.
+const PauseImage = images.PauseImage
 
-const loopbackConflist = `{
-  "cniVersion": "1.0.0",
-  "name": "layerkeeper-loopback",
-  "plugins": [{"type": "loopback"}]
-}
-`
-
-// config is containerd's configuration (version 2). Every listener is a unix socket in Dir
-// except the CRI streaming server, on 127.0.0.1 with a kernel-chosen port.
-func (c *Containerd) config() string {
-	return fmt.Sprintf(`version = 2
-root = %[1]q
-state = %[2]q
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs"]
-
-[grpc]
-  address = %[3]q
-
-[debug]
-  address = ""
-
-[metrics]
-  address = ""
-
-[plugins]
-  [plugins."io.containerd.internal.v1.opt"]
-    path = %[4]q
-  [plugins."io.containerd.grpc.v1.cri"]
-    sandbox_image = %[5]q
-    stream_server_address = "127.0.0.1"
-    stream_server_port = "0"
-    restrict_oom_score_adj = true
-    disable_apparmor = true
-    enable_selinux = false
-    [plugins."io.containerd.grpc.v1.cri".containerd]
-      snapshotter = "overlayfs"
-      default_runtime_name = "runc"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-        runtime_type = "io.containerd.runc.v2"
-        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-          SystemdCgroup = false
-          Root = %[6]q
-    [plugins."io.containerd.grpc.v1.cri".cni]
-      bin_dir = %[7]q
-      conf_dir = %[8]q
-      max_conf_num = 1
-`, c.Root, c.State, c.Socket, filepath.Join(c.Dir, "opt"), PauseImage,
-		filepath.Join(c.Dir, "runc"), cniBinDir, filepath.Join(c.Dir, "cni"))
+// config is this harness's containerd configuration: every path in Dir, the CRI streaming
+// server on 127.0.0.1 with a kernel-chosen port.
+func (c *Containerd) config() Config {
+	return Config{
+		Root:         c.Root,
+		State:        c.State,
+		Socket:       c.Socket,
+		OptDir:       filepath.Join(c.Dir, "opt"),
+		RuncRoot:     filepath.Join(c.Dir, "runc"),
+		CNIConfDir:   filepath.Join(c.Dir, "cni"),
+		SandboxImage: PauseImage,
+	}
 }
 
 // start starts containerd, records its PID and waits for its socket.
@@ -220,17 +168,13 @@ func (c *Containerd) start(bin string) {
 	})
 }
 
-// ImportImage imports a docker-archive into the k8s.io namespace with ctr (unpacked for the
-// overlayfs snapshotter), where the CRI plugin sees it; nothing is ever pulled.
+// ImportImage imports a docker-archive into the k8s.io namespace (see ImportArchive).
 func (c *Containerd) ImportImage(t testing.TB, archive string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, c.ctr, "--address", c.Socket, "--namespace", Namespace,
-		"images", "import", "--snapshotter", "overlayfs", archive)
-	cmd.WaitDelay = 5 * time.Second
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ctr images import %s: %v\n%s", archive, err, out)
+	if err := ImportArchive(ctx, c.ctr, c.Socket, archive); err != nil {
+		t.Fatal(err)
 	}
 }
 

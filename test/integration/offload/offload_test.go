@@ -45,7 +45,8 @@ var pod = ctd.Pod{
 	Labels: map[string]string{"component": "scheduler"},
 }
 
-var lineNumber = regexp.MustCompile(`heartbeat (\d+),`)
+// lineNumber is the sequence number that starts every logwriter line.
+var lineNumber = regexp.MustCompile(`^(\d+) `)
 
 // TestOffloadFromARealContainerLosesNoLine runs an Airflow-like scheduler in containerd,
 // offloads its rotated logs (the agent killed once mid-offload and restarted), then ships
@@ -76,7 +77,7 @@ func TestOffloadFromARealContainerLosesNoLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctrID, err := c.CreateContainer(ctx, podID, pod, ctd.Container{Name: "scheduler", Image: ctd.LogWriterImage,
-		Args: []string{"-dir", logDir, "-rate", strconv.Itoa(rate), "-rotate", strconv.Itoa(rotate), "-tick", "10ms"}})
+		Args: []string{"-dir", logDir, "-rate", strconv.Itoa(rate), "-rotate-bytes", strconv.Itoa(rotate), "-tick", "10ms"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func TestOffloadFromARealContainerLosesNoLine(t *testing.T) {
 		lo := &v1alpha1.LayerOffload{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: pod.Namespace},
 			Spec: v1alpha1.LayerOffloadSpec{PolicyName: "scheduler-logs", NodeName: "node-a", PodName: pod.Name, PodUID: pod.UID,
 				ContainerName: "scheduler", ContainerID: ctrID, Reason: reason, IgnoreMinAge: ignoreMinAge,
-				Paths: []v1alpha1.HotPath{{Path: logDir, Include: []string{"**/scheduler.log*"}, MinAge: &metav1.Duration{Duration: 2 * time.Second}}},
+				Paths: []v1alpha1.HotPath{{Path: logDir, Include: []string{"**/*.log"}, MinAge: &metav1.Duration{Duration: 2 * time.Second}}},
 				Target: v1alpha1.S3Target{Bucket: bucket, Prefix: prefix, Endpoint: srv.Endpoint, ForcePathStyle: true, Region: s3server.Region,
 					CredentialsSecretRef: &v1alpha1.SecretReference{Name: "s3-creds"}}}}
 		must(k.Create(ctx, lo))
@@ -137,7 +138,7 @@ func TestOffloadFromARealContainerLosesNoLine(t *testing.T) {
 	archives := map[string][32]byte{}
 	old := time.Now().Add(-time.Hour)
 	for i := range 24 {
-		p := filepath.Join(logDir, "archive", fmt.Sprintf("scheduler.log.archive-%02d", i))
+		p := filepath.Join(logDir, "archive", fmt.Sprintf("archive-%02d.log", i))
 		data := make([]byte, 8<<20)
 		_, _ = rand.Read(data)
 		must(os.MkdirAll(filepath.Join(merged, filepath.Dir(p)), 0o755))
@@ -216,11 +217,11 @@ func TestOffloadFromARealContainerLosesNoLine(t *testing.T) {
 	}
 	out, err := c.ContainerLog(ctx, ctrID)
 	must(err)
-	m := regexp.MustCompile(`stopped (\d+)`).FindStringSubmatch(out)
-	if m == nil {
+	reports := regexp.MustCompile(`seq (\d+) bytes`).FindAllStringSubmatch(out, -1)
+	if reports == nil {
 		t.Fatalf("the scheduler did not report how many lines it wrote:\n%s", out)
 	}
-	written, _ := strconv.Atoi(m[1])
+	written, _ := strconv.Atoi(reports[len(reports)-1][1]) // its last report, made on SIGTERM
 
 	// The active file, still written to during the before-restart offload, is shipped again
 	// once the container has stopped, through the descriptor the agent kept open.
@@ -284,8 +285,8 @@ func countLines(r io.Reader, seen []int) int {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		if m := lineNumber.FindStringSubmatch(sc.Text()); m != nil {
-			if i, err := strconv.Atoi(m[1]); err == nil && i < len(seen) {
-				seen[i]++
+			if i, err := strconv.Atoi(m[1]); err == nil && i >= 1 && i <= len(seen) {
+				seen[i-1]++
 				n++
 			}
 		}
@@ -302,6 +303,9 @@ func countObjects(t *testing.T, ctx context.Context, srv *s3server.Server, bucke
 			t.Fatal(err)
 		}
 		for _, o := range page.Contents {
+			if strings.Contains(aws.ToString(o.Key), "/archive/") {
+				continue // random bytes, not log lines
+			}
 			out, err := srv.Client().GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: o.Key})
 			if err != nil {
 				t.Fatal(err)
@@ -317,7 +321,7 @@ func countObjects(t *testing.T, ctx context.Context, srv *s3server.Server, bucke
 func countFiles(t *testing.T, dir string, seen []int) (lines, files int) {
 	t.Helper()
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() || !strings.Contains(d.Name(), "scheduler.log") {
+		if err != nil || !d.Type().IsRegular() || !strings.HasSuffix(d.Name(), ".log") || strings.Contains(p, "/archive/") {
 			return err
 		}
 		f, err := os.Open(p)

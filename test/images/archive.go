@@ -1,4 +1,4 @@
-package enginetest
+package images
 
 import (
 	"archive/tar"
@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -30,6 +31,8 @@ type Image struct {
 	Dirs []string
 	// Entrypoint and Cmd are the image's defaults.
 	Entrypoint, Cmd []string
+	// User is the default user ("65532:65532"); empty means root.
+	User string
 	// Labels are image labels.
 	Labels map[string]string
 }
@@ -49,7 +52,7 @@ func WriteDockerArchive(w io.Writer, img Image) error {
 	diffHex := hex.EncodeToString(diffID[:])
 
 	cfg := map[string]any{
-		"architecture": "amd64",
+		"architecture": runtime.GOARCH,
 		"os":           "linux",
 		"created":      epoch.Format(time.RFC3339),
 		"config": map[string]any{
@@ -58,9 +61,10 @@ func WriteDockerArchive(w io.Writer, img Image) error {
 			"Env":        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 			"Labels":     img.Labels,
 			"WorkingDir": "/",
+			"User":       img.User,
 		},
 		"rootfs":  map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + diffHex}},
-		"history": []map[string]any{{"created": epoch.Format(time.RFC3339), "created_by": "layerkeeper enginetest"}},
+		"history": []map[string]any{{"created": epoch.Format(time.RFC3339), "created_by": "layerkeeper test/images"}},
 	}
 	cfgJSON, err := json.Marshal(cfg)
 	if err != nil {
