@@ -97,6 +97,10 @@ func RunAgent(ctx context.Context, args []string, version string) error {
 		Scheme:                 controllerapp.NewScheme(),
 		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress},
 		HealthProbeBindAddress: o.HealthProbeBindAddress,
+		// The agent reads its own report and its Node one by one (it may only get them), and
+		// Secrets never through a cache.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{
+			&v1alpha1.NodeLayerReport{}, &corev1.Node{}, &corev1.Secret{}}}},
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}:            {Field: fields.OneTermEqualSelector("spec.nodeName", o.NodeName)},
 			&v1alpha1.LayerOffload{}: {Field: fields.OneTermEqualSelector(offload.NodeNameField, o.NodeName)},
