@@ -64,6 +64,9 @@ type Reconciler struct {
 	inFlight  map[string]map[string]time.Time // policy namespace/name -> target -> when acted
 	lastSkip  map[types.NamespacedName]string // pod -> last skip reason reported
 	evictions map[types.NamespacedName]int    // pod -> refused evictions so far
+	// remediatedAt is when a pod's workload was remediated (its skips are not reported
+	// for quietAfterRemediation).
+	remediatedAt map[types.NamespacedName]time.Time
 }
 
 // Reconcile evaluates one pod and carries out what its Enforce policy asks for now.
@@ -74,6 +77,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			r.mu.Lock()
 			delete(r.lastSkip, req.NamespacedName)
 			delete(r.evictions, req.NamespacedName)
+			delete(r.remediatedAt, req.NamespacedName)
 			r.mu.Unlock()
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -162,7 +166,10 @@ func (r *Reconciler) ensureOffloads(ctx context.Context, pod *corev1.Pod, p *v1a
 		if err != nil {
 			return st, err
 		}
-		if err := r.Client.Create(ctx, lo); err != nil && !apierrors.IsAlreadyExists(err) {
+		if err := r.Client.Create(ctx, lo); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				continue // ordered by an earlier pass the cache did not show yet
+			}
 			return st, fmt.Errorf("creating LayerOffload for %s/%s: %w", pod.Name, c.Name, err)
 		}
 		r.Recorder.Eventf(pod, p, corev1.EventTypeNormal, "OffloadOrdered", "Offload",
@@ -436,6 +443,7 @@ func (r *Reconciler) rolloutRestart(ctx context.Context, pod *corev1.Pod, p *v1a
 		return fmt.Errorf("restarting %s %s: %w", kind, name, err)
 	}
 	r.acted(p, kind+"/"+name, now)
+	r.markRemediated(pod)
 	remediationsTotal.WithLabelValues(string(v1alpha1.ActionRolloutRestart), "done").Inc()
 	note := truncate(fmt.Sprintf("rollout restart (remediation %d in a row): %s", count, msg), 1024)
 	r.Recorder.Eventf(owner, p, corev1.EventTypeWarning, v1alpha1.EventRolloutRestarted, "RolloutRestart", "%s", note)
@@ -484,6 +492,7 @@ func (r *Reconciler) evict(ctx context.Context, pod *corev1.Pod, p *v1alpha1.Lay
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	r.acted(p, "Pod/"+pod.Name, now)
+	r.markRemediated(pod)
 	remediationsTotal.WithLabelValues(string(v1alpha1.ActionEvictPod), "done").Inc()
 	note := truncate(fmt.Sprintf("evicted (remediation %d in a row): %s", count, msg), 1024)
 	r.Recorder.Eventf(pod, p, corev1.EventTypeWarning, v1alpha1.EventPodEvicted, "EvictPod", "%s", note)
@@ -522,6 +531,12 @@ func (r *Reconciler) skip(pod *corev1.Pod, p *v1alpha1.LayerPolicy, owner client
 		r.lastSkip = map[types.NamespacedName]string{}
 	}
 	key := client.ObjectKeyFromObject(pod)
+	// Right after its workload was remediated, a pod on its way out is held by the cooldown
+	// and the rollout that started: expected, not worth an event.
+	if at, ok := r.remediatedAt[key]; ok && r.Clock.Now().Sub(at) < quietAfterRemediation && reason != "OffloadFailed" {
+		r.mu.Unlock()
+		return
+	}
 	same := r.lastSkip[key] == reason
 	r.lastSkip[key] = reason
 	r.mu.Unlock()
@@ -538,6 +553,19 @@ func (r *Reconciler) skip(pod *corev1.Pod, p *v1alpha1.LayerPolicy, owner client
 	if owner != nil {
 		r.Recorder.Eventf(owner, p, typ, evReason, "Remediate", "%s", note)
 	}
+}
+
+// quietAfterRemediation is how long the skips of a pod whose workload was just remediated
+// are not reported.
+const quietAfterRemediation = 5 * time.Minute
+
+func (r *Reconciler) markRemediated(pod *corev1.Pod) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.remediatedAt == nil {
+		r.remediatedAt = map[types.NamespacedName]time.Time{}
+	}
+	r.remediatedAt[client.ObjectKeyFromObject(pod)] = r.Clock.Now()
 }
 
 func (r *Reconciler) clearSkip(key types.NamespacedName) {

@@ -1,7 +1,7 @@
 // Command cmd drives test/cluster by hand: a single-node Kubernetes cluster on 127.0.0.1 in a
 // scratch directory. hack/cluster.sh builds the binaries it needs and runs it.
 //
-//	go run ./test/cluster/cmd up|down|status|env [--dir DIR] [--kube-bin DIR] [--minio PATH]
+//	go run ./test/cluster/cmd up|demo|down|status|env [--dir DIR] [--kube-bin DIR] [--minio PATH]
 package main
 
 import (
@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/layerkeeper/layerkeeper/test/cluster"
 )
@@ -51,6 +52,17 @@ func run(ctx context.Context, verb string, o cluster.Options) error {
 		}
 		fmt.Printf("use it:       . %s   (kubectl get nodes)\ntear it down: hack/cluster.sh down\n", c.EnvFile())
 		return nil
+	case "demo":
+		c, err := cluster.Up(ctx, o)
+		if err != nil {
+			return err
+		}
+		if c.Reused {
+			fmt.Println("the cluster is already up; reusing it")
+		} else {
+			fmt.Printf("cluster up in %.1fs (etcd, kube-apiserver, controller-manager, scheduler, containerd, kubelet, MinIO on 127.0.0.1)\n", c.StartupSeconds)
+		}
+		return c.Demo(ctx, os.Stdout, 5*time.Minute)
 	case "down":
 		return cluster.Down(ctx, dirOrDefault(o), os.Stderr)
 	case "status", "env":
@@ -85,6 +97,6 @@ func dirOrDefault(o cluster.Options) string {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: cmd up|down|status|env [--dir DIR] [--kube-bin DIR] [--minio PATH]")
+	fmt.Fprintln(os.Stderr, "usage: cmd up|demo|down|status|env [--dir DIR] [--kube-bin DIR] [--minio PATH]")
 	os.Exit(2)
 }
