@@ -172,7 +172,7 @@ func (r *Reconciler) ensureOffloads(ctx context.Context, pod *corev1.Pod, p *v1a
 			}
 			return st, fmt.Errorf("creating LayerOffload for %s/%s: %w", pod.Name, c.Name, err)
 		}
-		r.Recorder.Eventf(pod, p, corev1.EventTypeNormal, "OffloadOrdered", "Offload",
+		r.Recorder.Eventf(pod, lo, corev1.EventTypeNormal, "OffloadOrdered", "Offload",
 			"ordered LayerOffload %s of container %q's hot paths to s3://%s/%s (%s)", lo.Name, c.Name, lo.Spec.Target.Bucket, lo.Spec.Target.Prefix, reason)
 	}
 	return st, nil
@@ -221,6 +221,11 @@ func (r *Reconciler) restart(ctx context.Context, pod *corev1.Pod, p *v1alpha1.L
 	var hist History
 	if owner != nil {
 		hist = ReadHistory(owner.GetAnnotations())
+	}
+	// A remediation this process made that the cache does not show yet counts: without it a
+	// reconcile racing the cache would restart the same workload twice.
+	if at, ok := r.actedOn(p, kind+"/"+ownerName); ok && (hist.Last == nil || hist.Last.Before(at.Truncate(time.Second))) {
+		hist = History{Last: &at, Count: hist.Count + 1, By: p.Name}
 	}
 	base := evaluation.DefaultCooldown
 	if p.Spec.Remediation.Cooldown != nil {
@@ -391,6 +396,15 @@ func (r *Reconciler) inProgress(ctx context.Context, p *v1alpha1.LayerPolicy, ex
 	return len(seen), nil
 }
 
+// actedOn returns when this process last remediated target under the policy, within
+// inFlightFor.
+func (r *Reconciler) actedOn(p *v1alpha1.LayerPolicy, target string) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.inFlight[p.Namespace+"/"+p.Name][target]
+	return at, ok && r.Clock.Now().Sub(at) < inFlightFor
+}
+
 func (r *Reconciler) acted(p *v1alpha1.LayerPolicy, target string, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -548,10 +562,12 @@ func (r *Reconciler) skip(pod *corev1.Pod, p *v1alpha1.LayerPolicy, owner client
 	if reason == "OffloadFailed" {
 		typ, evReason = corev1.EventTypeWarning, v1alpha1.EventRemediationBlocked
 	}
+	// The action is the reason: events with the same regarding object, reason and action
+	// are folded into one series that keeps the first note.
 	note := truncate(reason+": "+msg, 1024)
-	r.Recorder.Eventf(pod, p, typ, evReason, "Remediate", "%s", note)
+	r.Recorder.Eventf(pod, p, typ, evReason, reason, "%s", note)
 	if owner != nil {
-		r.Recorder.Eventf(owner, p, typ, evReason, "Remediate", "%s", note)
+		r.Recorder.Eventf(owner, p, typ, evReason, reason, "%s", note)
 	}
 }
 

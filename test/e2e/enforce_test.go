@@ -43,6 +43,11 @@ func TestSeedScenario(t *testing.T) {
 		}
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := c.UninstallLayerkeeper(context.Background(), ""); err != nil {
+			t.Errorf("uninstalling layerkeeper: %v", err)
+		}
+	})
 	ctrllog.SetLogger(logr.Discard())
 	k, err := client.New(c.RESTConfig(), client.Options{Scheme: controllerapp.NewScheme()})
 	if err != nil {

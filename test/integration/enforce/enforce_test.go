@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -91,12 +92,16 @@ func observeDeployments(ctx context.Context, c client.Client) {
 // settle writes the status the Deployment controller writes once a rollout is complete.
 func settle(t *testing.T, c client.Client, d *appsv1.Deployment) {
 	t.Helper()
-	cur := &appsv1.Deployment{}
-	must(t, c.Get(ctx(), client.ObjectKeyFromObject(d), cur))
-	rolled.Store(cur.Namespace+"/"+cur.Name, cur.Spec.Template.Annotations[v1alpha1.AnnotationRestartedAt])
-	n := ptr.Deref(cur.Spec.Replicas, 1)
-	cur.Status = appsv1.DeploymentStatus{ObservedGeneration: cur.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n}
-	must(t, c.Status().Update(ctx(), cur))
+	must(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur := &appsv1.Deployment{}
+		if err := c.Get(ctx(), client.ObjectKeyFromObject(d), cur); err != nil {
+			return err
+		}
+		rolled.Store(cur.Namespace+"/"+cur.Name, cur.Spec.Template.Annotations[v1alpha1.AnnotationRestartedAt])
+		n := ptr.Deref(cur.Spec.Replicas, 1)
+		cur.Status = appsv1.DeploymentStatus{ObservedGeneration: cur.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n}
+		return c.Status().Update(ctx(), cur)
+	}))
 }
 
 func must(t *testing.T, err error) {
