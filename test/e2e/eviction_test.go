@@ -65,15 +65,17 @@ func TestLayerkeeperActsBeforeTheKubelet(t *testing.T) {
 	control := mk("control", false)
 	start := time.Now()
 
+	// The kubelet's eviction leaves an Evicted event on the pod (the pod itself may end
+	// Succeeded: the scheduler exits cleanly on SIGTERM).
 	evicted := func(app string) []string {
-		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+		evs, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=Evicted"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		var out []string
-		for _, p := range pods.Items {
-			if p.Status.Reason == "Evicted" {
-				out = append(out, p.Name)
+		for _, ev := range evs.Items {
+			if ev.InvolvedObject.Kind == "Pod" && strings.HasPrefix(ev.InvolvedObject.Name, app+"-") {
+				out = append(out, ev.InvolvedObject.Name+": "+ev.Message)
 			}
 		}
 		return out
@@ -99,17 +101,8 @@ func TestLayerkeeperActsBeforeTheKubelet(t *testing.T) {
 		t.Errorf("layerkeeper never restarted the protected Deployment")
 	}
 	if e := evicted("protected"); len(e) > 0 {
-		t.Errorf("the kubelet evicted protected pods %v", e)
+		t.Errorf("the kubelet evicted protected pods: %v", e)
 	}
-	evs, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=Evicted"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ev := range evs.Items {
-		if strings.HasPrefix(ev.InvolvedObject.Name, "protected-") {
-			t.Errorf("kubelet eviction event on %s: %s", ev.InvolvedObject.Name, ev.Message)
-		}
-	}
-	t.Logf("protected: %s layerkeeper restart(s) in %.0fs, no eviction; control: evicted", rolls, time.Since(start).Seconds())
+	t.Logf("protected: rolled by layerkeeper (remediation count annotation %s; the zero cooldown forgives each), no eviction in %.0fs; control: evicted", rolls, time.Since(start).Seconds())
 	t.Logf("control Deployment %s was left to the kubelet", control.Name)
 }
