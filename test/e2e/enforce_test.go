@@ -12,16 +12,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/layerkeeper/layerkeeper/api/v1alpha1"
-	controllerapp "github.com/layerkeeper/layerkeeper/controllers/app"
 	"github.com/layerkeeper/layerkeeper/test/builders"
 	"github.com/layerkeeper/layerkeeper/test/cluster"
 )
@@ -37,22 +34,7 @@ func TestSeedScenario(t *testing.T) {
 	ctx := context.Background()
 	cs := clientFor(t, c)
 	ns := newNamespace(t, cs, "seed")
-	if err := c.InstallLayerkeeper(ctx, cluster.InstallOptions{SecretNamespaces: []string{ns}}); err != nil {
-		if cluster.IsUnavailable(err) {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := c.UninstallLayerkeeper(context.Background(), ""); err != nil {
-			t.Errorf("uninstalling layerkeeper: %v", err)
-		}
-	})
-	ctrllog.SetLogger(logr.Discard())
-	k, err := client.New(c.RESTConfig(), client.Options{Scheme: controllerapp.NewScheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := installLayerkeeper(t, c, ns)
 	start := time.Now()
 	elapsed := func() string { return time.Since(start).Truncate(100 * time.Millisecond).String() }
 

@@ -7,16 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/layerkeeper/layerkeeper/api/v1alpha1"
-	controllerapp "github.com/layerkeeper/layerkeeper/controllers/app"
 	"github.com/layerkeeper/layerkeeper/test/builders"
-	"github.com/layerkeeper/layerkeeper/test/cluster"
 )
 
 // TestLayerkeeperActsBeforeTheKubelet runs two identical log-heavy Deployments with a 3Mi
@@ -29,22 +25,7 @@ func TestLayerkeeperActsBeforeTheKubelet(t *testing.T) {
 	ctx := context.Background()
 	cs := clientFor(t, c)
 	ns := newNamespace(t, cs, "evict")
-	if err := c.InstallLayerkeeper(ctx, cluster.InstallOptions{}); err != nil {
-		if cluster.IsUnavailable(err) {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := c.UninstallLayerkeeper(context.Background(), ""); err != nil {
-			t.Errorf("uninstalling layerkeeper: %v", err)
-		}
-	})
-	ctrllog.SetLogger(logr.Discard())
-	k, err := client.New(c.RESTConfig(), client.Options{Scheme: controllerapp.NewScheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := installLayerkeeper(t, c)
 	policy := builders.MakeLayerPolicy("protect", ns).MatchLabels("protected", "yes").Mode(v1alpha1.ModeEnforce).
 		Thresholds("512Ki", "", "1Mi").Remediation(v1alpha1.ActionRolloutRestart, 0, 1).Obj()
 	if err := k.Create(ctx, policy); err != nil {

@@ -14,11 +14,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/go-logr/logr"
 
 	"github.com/layerkeeper/layerkeeper/api/v1alpha1"
+	controllerapp "github.com/layerkeeper/layerkeeper/controllers/app"
 	"github.com/layerkeeper/layerkeeper/nodeagent/discovery"
 	"github.com/layerkeeper/layerkeeper/nodeagent/measure"
 	"github.com/layerkeeper/layerkeeper/test/cluster"
+	"github.com/layerkeeper/layerkeeper/test/testenv"
 )
 
 // clientFor returns an admin clientset for the cluster.
@@ -186,4 +192,28 @@ func duBytes(t *testing.T, p string) int64 {
 		t.Fatalf("du output %q: %v", out, err)
 	}
 	return n
+}
+
+// installLayerkeeper installs the chart on the cluster for the test (the agent may read
+// credentials Secrets in secretNamespaces), uninstalls it when the test ends, and returns a
+// client that knows layerkeeper's types.
+func installLayerkeeper(t *testing.T, c *cluster.Cluster, secretNamespaces ...string) client.Client {
+	t.Helper()
+	if err := c.InstallLayerkeeper(context.Background(), cluster.InstallOptions{SecretNamespaces: secretNamespaces}); err != nil {
+		if cluster.IsUnavailable(err) {
+			testenv.Unavailable(t, "%v", err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.UninstallLayerkeeper(context.Background(), ""); err != nil {
+			t.Errorf("uninstalling layerkeeper: %v", err)
+		}
+	})
+	ctrllog.SetLogger(logr.Discard())
+	k, err := client.New(c.RESTConfig(), client.Options{Scheme: controllerapp.NewScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

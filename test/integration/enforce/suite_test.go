@@ -9,14 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zapcore"
 	clocktesting "k8s.io/utils/clock/testing"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	controllerapp "github.com/layerkeeper/layerkeeper/controllers/app"
 	"github.com/layerkeeper/layerkeeper/test/framework"
 	"github.com/layerkeeper/layerkeeper/test/testenv"
 )
@@ -44,29 +39,18 @@ func run(m *testing.M) int {
 		return m.Run()
 	}
 	defer apiServer.Stop()
-	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
-	mgr, err := ctrl.NewManager(apiServer.Config, ctrl.Options{
-		Scheme:                 controllerapp.NewScheme(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
+	stop, err := apiServer.StartControllers(fakeClock, staleAfter)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := controllerapp.SetupControllersWithClock(mgr, controllerapp.Options{StaleAfter: staleAfter}, fakeClock); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
 	k8s = apiServer.Client
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	go observeDeployments(ctx, k8s)
 	code := m.Run()
-	cancel()
-	if err := <-done; err != nil {
-		fmt.Fprintln(os.Stderr, "manager:", err)
+	if err := stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 	}
 	return code
 }
