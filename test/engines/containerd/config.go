@@ -130,13 +130,22 @@ func RemoveAllPods(ctx context.Context, rt runtimeapi.RuntimeServiceClient, stop
 		return err
 	}
 	for _, ct := range ctrs.Containers {
-		if ct.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
-			if _, err := rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: ct.Id, Timeout: stopTimeout}); err != nil {
-				errs = append(errs, fmt.Errorf("stopping container %s: %w", ct.Id, err))
-			}
+		// Stop anything not known to have exited: a container listed as created (or unknown)
+		// may be starting still, from a request the kubelet sent just before it stopped.
+		var stopErr error
+		if ct.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+			_, stopErr = rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: ct.Id, Timeout: stopTimeout})
 		}
-		if _, err := rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: ct.Id}); err != nil {
-			errs = append(errs, fmt.Errorf("removing container %s: %w", ct.Id, err))
+		_, err := rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: ct.Id})
+		for try := 0; err != nil && try < 5 && ctx.Err() == nil; try++ {
+			// It may have started between the stop and the removal, or its exit may not be
+			// processed yet: stop it again, give containerd a moment, retry.
+			_, stopErr = rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: ct.Id, Timeout: stopTimeout})
+			time.Sleep(200 * time.Millisecond)
+			_, err = rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: ct.Id})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("removing container %s: %w", ct.Id, errors.Join(err, stopErr)))
 		}
 	}
 	sbs, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
