@@ -48,12 +48,7 @@ func LastActions(offloads []v1alpha1.LayerOffload, remediated []Remediated) []v1
 		out = append(out, v1alpha1.ActionRecord{Kind: kind, Target: r.Target, Time: metav1.NewTime(r.Time),
 			Message: fmt.Sprintf("remediation %s in a row", r.Count)})
 	}
-	slices.SortStableFunc(out, func(a, b v1alpha1.ActionRecord) int {
-		if c := b.Time.Compare(a.Time.Time); c != 0 {
-			return c
-		}
-		return 0
-	})
+	slices.SortStableFunc(out, func(a, b v1alpha1.ActionRecord) int { return b.Time.Compare(a.Time.Time) })
 	if len(out) > MaxLastActions {
 		out = out[:MaxLastActions]
 	}

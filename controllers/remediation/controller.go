@@ -2,6 +2,7 @@ package remediation
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -231,7 +232,7 @@ func (r *Reconciler) restart(ctx context.Context, pod *corev1.Pod, p *v1alpha1.L
 	if p.Spec.Remediation.Cooldown != nil {
 		base = p.Spec.Remediation.Cooldown.Duration
 	}
-	repeat := RepeatCount(hist, base, evaluation.EffectiveCooldown, now)
+	repeat := RepeatCount(hist, base, now)
 	inProgress, err := r.inProgress(ctx, p, kind+"/"+ownerName)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -423,7 +424,7 @@ func (r *Reconciler) acted(p *v1alpha1.LayerPolicy, target string, at time.Time)
 	r.inFlight[key][target] = at
 }
 
-// historyPatch records a remediation on the workload.
+// historyAnnotations record a remediation on the workload.
 func historyAnnotations(p *v1alpha1.LayerPolicy, action v1alpha1.RemediationAction, count int, now time.Time) map[string]string {
 	return map[string]string{
 		v1alpha1.AnnotationLastRemediation:   now.UTC().Format(time.RFC3339),
@@ -449,7 +450,7 @@ func (r *Reconciler) rolloutRestart(ctx context.Context, pod *corev1.Pod, p *v1a
 			v1alpha1.AnnotationRestartReason: reason,
 		}}}},
 	}
-	raw, err := jsonMarshal(patch)
+	raw, err := json.Marshal(patch)
 	if err != nil {
 		return err
 	}
@@ -512,7 +513,7 @@ func (r *Reconciler) evict(ctx context.Context, pod *corev1.Pod, p *v1alpha1.Lay
 	r.Recorder.Eventf(pod, p, corev1.EventTypeWarning, v1alpha1.EventPodEvicted, "EvictPod", "%s", note)
 	if owner != nil {
 		r.Recorder.Eventf(owner, p, corev1.EventTypeWarning, v1alpha1.EventPodEvicted, "EvictPod", "%s", note)
-		raw, err := jsonMarshal(map[string]any{"metadata": map[string]any{"annotations": historyAnnotations(p, v1alpha1.ActionEvictPod, count, now)}})
+		raw, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": historyAnnotations(p, v1alpha1.ActionEvictPod, count, now)}})
 		if err == nil {
 			err = r.Client.Patch(ctx, owner, client.RawPatch(types.MergePatchType, raw))
 		}

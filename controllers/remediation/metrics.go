@@ -1,8 +1,6 @@
 package remediation
 
 import (
-	"encoding/json"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
@@ -13,5 +11,3 @@ var remediationsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 }, []string{"action", "result"})
 
 func init() { metrics.Registry.MustRegister(remediationsTotal) }
-
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	"github.com/layerkeeper/layerkeeper/api/v1alpha1"
+	"github.com/layerkeeper/layerkeeper/controllers/evaluation"
 )
 
 const (
@@ -200,11 +201,11 @@ func ReadHistory(ann map[string]string) History {
 
 // RepeatCount is the count to give CheckRemediation: the number of consecutive remediations
 // of the workload so far, forgiven (0) when the last is old enough.
-func RepeatCount(h History, base time.Duration, effective func(base time.Duration, repeat int) time.Duration, now time.Time) int {
+func RepeatCount(h History, base time.Duration, now time.Time) int {
 	if h.Last == nil || h.Count < 1 {
 		return 0
 	}
-	if now.Sub(*h.Last) > 2*effective(base, h.Count) {
+	if now.Sub(*h.Last) > 2*evaluation.EffectiveCooldown(base, h.Count) {
 		return 0
 	}
 	return h.Count

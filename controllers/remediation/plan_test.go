@@ -10,7 +10,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/layerkeeper/layerkeeper/api/v1alpha1"
-	"github.com/layerkeeper/layerkeeper/controllers/evaluation"
 )
 
 var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -136,10 +135,10 @@ func TestHistory(t *testing.T) {
 		t.Fatalf("ReadHistory = %+v", h)
 	}
 	// 2nd remediation 40m ago, base 30m: its cooldown is 1h, forgiven after 2h.
-	if got := RepeatCount(h, 30*time.Minute, evaluation.EffectiveCooldown, now); got != 2 {
+	if got := RepeatCount(h, 30*time.Minute, now); got != 2 {
 		t.Errorf("RepeatCount = %d, want 2", got)
 	}
-	if got := RepeatCount(h, 30*time.Minute, evaluation.EffectiveCooldown, now.Add(3*time.Hour)); got != 0 {
+	if got := RepeatCount(h, 30*time.Minute, now.Add(3*time.Hour)); got != 0 {
 		t.Errorf("RepeatCount after 3h = %d, want 0 (forgiven)", got)
 	}
 	if got := ReadHistory(map[string]string{v1alpha1.AnnotationLastRemediation: "yesterday"}); got.Last != nil || got.Count != 0 {

@@ -154,25 +154,25 @@ func TestSeedScenario(t *testing.T) {
 	var objects int
 	waitFor(t, 60*time.Second, "every line of the old scheduler in S3", func() error {
 		seen, objects = linesIn(t, ctx, c, bucket, prefix)
-		max := 0
+		highest := 0
 		for n := range seen {
-			max = mx(max, n)
+			highest = max(highest, n)
 		}
-		if max < lastSeq {
-			return fmt.Errorf("highest line in S3 %d, the scheduler reported %d", max, lastSeq)
+		if highest < lastSeq {
+			return fmt.Errorf("highest line in S3 %d, the scheduler reported %d", highest, lastSeq)
 		}
-		for i := 1; i <= max; i++ {
+		for i := 1; i <= highest; i++ {
 			if seen[i] == 0 {
-				return fmt.Errorf("line %d of %d missing from %d objects", i, max, objects)
+				return fmt.Errorf("line %d of %d missing from %d objects", i, highest, objects)
 			}
 		}
 		return nil
 	})
-	max := 0
+	highest := 0
 	for n := range seen {
-		max = mx(max, n)
+		highest = max(highest, n)
 	}
-	t.Logf("%s: %d lines of the old scheduler (it last reported %d) all in %d objects, 0 missing", elapsed(), max, lastSeq, objects)
+	t.Logf("%s: %d lines of the old scheduler (it last reported %d) all in %d objects, 0 missing", elapsed(), highest, lastSeq, objects)
 
 	// The quiet workload: never offloaded, never restarted, still its first pod.
 	var list v1alpha1.LayerOffloadList
@@ -237,5 +237,3 @@ func short(id string) string {
 	}
 	return id[:min(12, len(id))]
 }
-
-func mx(a, b int) int { return max(a, b) }
