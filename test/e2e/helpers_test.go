@@ -2,18 +2,22 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -199,7 +203,13 @@ func duBytes(t *testing.T, p string) int64 {
 // client that knows layerkeeper's types.
 func installLayerkeeper(t *testing.T, c *cluster.Cluster, secretNamespaces ...string) client.Client {
 	t.Helper()
-	if err := c.InstallLayerkeeper(context.Background(), cluster.InstallOptions{SecretNamespaces: secretNamespaces}); err != nil {
+	return installLayerkeeperWith(t, c, cluster.InstallOptions{SecretNamespaces: secretNamespaces})
+}
+
+// installLayerkeeperWith is installLayerkeeper with every install option.
+func installLayerkeeperWith(t *testing.T, c *cluster.Cluster, o cluster.InstallOptions) client.Client {
+	t.Helper()
+	if err := c.InstallLayerkeeper(context.Background(), o); err != nil {
 		if cluster.IsUnavailable(err) {
 			testenv.Unavailable(t, "%v", err)
 		}
@@ -216,4 +226,43 @@ func installLayerkeeper(t *testing.T, c *cluster.Cluster, secretNamespaces ...st
 		t.Fatal(err)
 	}
 	return k
+}
+
+// signalContainer sends sig to the main process of a pod's container, found through the
+// runtime (CRI ContainerStatus, verbose): the tests drive the logwriter's bursts and clean-ups
+// this way, at moments they choose.
+func signalContainer(t *testing.T, c *cluster.Cluster, p corev1.Pod, container string, sig syscall.Signal) {
+	t.Helper()
+	id := containerID(t, p, container)
+	rt, done, err := c.CRI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: true})
+	if err != nil {
+		t.Fatalf("CRI status of %s: %v", id, err)
+	}
+	var info struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal([]byte(st.GetInfo()["info"]), &info); err != nil || info.Pid <= 0 {
+		t.Fatalf("CRI status of %s: no pid in %q (%v)", id, st.GetInfo()["info"], err)
+	}
+	if err := syscall.Kill(info.Pid, sig); err != nil {
+		t.Fatalf("signalling pid %d of container %s: %v", info.Pid, id, err)
+	}
+}
+
+// eventsFor returns the events of a reason recorded on an object, oldest first.
+func eventsFor(t *testing.T, cs kubernetes.Interface, ns, kind, name, reason string) []corev1.Event {
+	t.Helper()
+	list, err := cs.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{
+		FieldSelector: fields.Set{"reason": reason, "involvedObject.kind": kind, "involvedObject.name": name}.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
 }

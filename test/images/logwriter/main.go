@@ -14,7 +14,13 @@
 //
 // It writes for -for (or -lines lines; 0 for both: until signalled), then syncs, prints
 // "done <bytes> lines <last seq>" and idles until SIGTERM or SIGINT, or with -exit N exits
-// with status N (a crashed container). It prints "started" before the first write. Every flag
+// with status N (a crashed container). It prints "started" before the first write.
+//
+// SIGUSR1 writes -burst-bytes of lines at once, beside the steady rate, and prints
+// "burst <bytes> seq <n>": a test crosses a threshold at a moment it chooses. SIGUSR2 deletes
+// every log file written so far (the sequence file stays, numbering continues) and prints
+// "cleaned <files> files <bytes> bytes": the layer drops back, as after a log clean-up job.
+// With -rate 0 only bursts write. Every flag
 // can also be set by an environment variable: LOGWRITER_<FLAG> with dashes as underscores
 // (LOGWRITER_RATE, LOGWRITER_ROTATE_BYTES...); flags win.
 package main
@@ -35,6 +41,7 @@ type config struct {
 	dir, name, seqFile string
 	rate, lineSize     int64
 	rotateBytes, lines int64
+	burstBytes         int64
 	tick, dur, report  time.Duration
 	exit               int
 }
@@ -43,6 +50,10 @@ func main() {
 	c := parseFlags()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	burst := make(chan os.Signal, 1)
+	signal.Notify(burst, syscall.SIGUSR1)
+	clean := make(chan os.Signal, 1)
+	signal.Notify(clean, syscall.SIGUSR2)
 
 	w, err := newWriter(c)
 	must(err)
@@ -58,6 +69,22 @@ func main() {
 			must(w.close())
 			w.printSeq()
 			return
+		case <-burst:
+			now := time.Now()
+			var n int64
+			for n < c.burstBytes {
+				before := w.written
+				must(w.writeLine(now))
+				n += w.written - before
+			}
+			w.bursts += n
+			must(w.sync())
+			must(w.saveSeq())
+			fmt.Printf("burst %d seq %d\n", n, w.seq)
+		case <-clean:
+			files, bytes, err := w.clean()
+			must(err)
+			fmt.Printf("cleaned %d files %d bytes\n", files, bytes)
 		case now := <-tick.C:
 			elapsed := now.Sub(start)
 			finished := c.dur > 0 && elapsed >= c.dur
@@ -66,7 +93,7 @@ func main() {
 			}
 			// Write what the rate allows by now, so a late tick does not lower the rate.
 			want := c.rate * int64(elapsed) / int64(time.Second)
-			for w.written < want && (c.lines == 0 || w.lines < c.lines) {
+			for w.written-w.bursts < want && (c.lines == 0 || w.lines < c.lines) {
 				must(w.writeLine(now))
 			}
 			must(w.saveSeq())
@@ -102,13 +129,14 @@ func parseFlags() config {
 	flag.DurationVar(&c.tick, "tick", envDuration("tick", 100*time.Millisecond), "write interval")
 	flag.DurationVar(&c.dur, "for", envDuration("for", 0), "how long to write before idling (0: until signalled or -lines)")
 	flag.DurationVar(&c.report, "report", envDuration("report", time.Second), "how often to print the sequence number to stdout")
+	flag.Int64Var(&c.burstBytes, "burst-bytes", envInt("burst_bytes", 1<<20), "bytes written at once on SIGUSR1")
 	flag.IntVar(&c.exit, "exit", int(envInt("exit", -1)), "exit with this status once done instead of idling (-1: idle)")
 	flag.Parse()
 	if c.lineSize < 64 {
 		fail(fmt.Errorf("-line-size %d: at least 64 bytes", c.lineSize))
 	}
-	if c.rate <= 0 || c.tick <= 0 || c.report <= 0 {
-		fail(fmt.Errorf("-rate, -tick and -report must be positive"))
+	if c.rate < 0 || c.burstBytes < 0 || c.tick <= 0 || c.report <= 0 {
+		fail(fmt.Errorf("-rate and -burst-bytes must not be negative, -tick and -report must be positive"))
 	}
 	if c.seqFile == "" {
 		c.seqFile = filepath.Join(c.dir, ".seq")
@@ -125,6 +153,7 @@ type writer struct {
 	index       int    // number of the current file when rotating
 	fileBytes   int64  // bytes in the current file
 	written     int64  // bytes written by this process
+	bursts      int64  // of which written by bursts (outside the steady rate)
 	lines       int64  // lines written by this process
 	seq         int64  // sequence number of the last line (continues an earlier run's)
 	savedSeq    int64
@@ -225,6 +254,41 @@ func (w *writer) saveSeq() error {
 
 func (w *writer) printSeq() {
 	fmt.Printf("seq %d bytes %d file %s\n", w.seq, w.written, w.currentPath)
+}
+
+// sync flushes the current file to disk.
+func (w *writer) sync() error {
+	if w.f == nil {
+		return nil
+	}
+	return w.f.Sync()
+}
+
+// clean closes the current file and deletes every regular file under the log directory but
+// the sequence file; the next line opens a new file. It returns the files and bytes removed.
+func (w *writer) clean() (files, bytes int64, err error) {
+	if w.f != nil {
+		if err := w.f.Close(); err != nil {
+			return 0, 0, err
+		}
+		w.f = nil
+	}
+	err = filepath.WalkDir(w.c.dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() || p == w.c.seqFile {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+		files++
+		bytes += fi.Size()
+		return nil
+	})
+	return files, bytes, err
 }
 
 // close syncs and closes the current file and the sequence file.
