@@ -42,9 +42,6 @@ const (
 	// EvictionBlockedAfter is the number of refused evictions (a PodDisruptionBudget
 	// answering 429) after which the remediation is reported blocked; it is still retried.
 	EvictionBlockedAfter = 3
-	// evictionBackoffBase doubles per refused eviction up to evictionBackoffMax.
-	evictionBackoffBase = 10 * time.Second
-	evictionBackoffMax  = 5 * time.Minute
 	// inFlightFor is how long an action this process took counts against maxConcurrent even
 	// if the cache does not show it yet.
 	inFlightFor = time.Minute
@@ -62,9 +59,9 @@ type Reconciler struct {
 	Evict func(ctx context.Context, ev *policyv1.Eviction) error
 
 	mu        sync.Mutex
-	inFlight  map[string]map[string]time.Time // policy namespace/name -> target -> when acted
-	lastSkip  map[types.NamespacedName]string // pod -> last skip reason reported
-	evictions map[types.NamespacedName]int    // pod -> refused evictions so far
+	inFlight  map[string]map[string]time.Time   // policy namespace/name -> target -> when acted
+	lastSkip  map[types.NamespacedName]string   // pod -> last skip reason reported
+	evictions map[types.NamespacedName]refusals // pod -> its refused evictions so far
 	// remediatedAt is when a pod's workload was remediated (its skips are not reported
 	// for quietAfterRemediation).
 	remediatedAt map[types.NamespacedName]time.Time
@@ -467,8 +464,15 @@ func (r *Reconciler) rolloutRestart(ctx context.Context, pod *corev1.Pod, p *v1a
 	return nil
 }
 
+// refusals counts a pod's refused evictions and when the last was refused.
+type refusals struct {
+	n    int
+	last time.Time
+}
+
 // evict evicts the pod through the Eviction API, so PodDisruptionBudgets hold; a refusal is
-// retried with backoff and reported as RemediationBlocked after EvictionBlockedAfter tries.
+// retried with backoff (EvictionRetryAfter) and reported as RemediationBlocked after
+// EvictionBlockedAfter tries.
 func (r *Reconciler) evict(ctx context.Context, pod *corev1.Pod, p *v1alpha1.LayerPolicy, owner client.Object, count int,
 	msg string, now time.Time) (ctrl.Result, error) {
 	if pod.Annotations[v1alpha1.AnnotationRemediatedBy] != p.Name {
@@ -481,16 +485,23 @@ func (r *Reconciler) evict(ctx context.Context, pod *corev1.Pod, p *v1alpha1.Lay
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
 	}
+	// A reconcile brought by a new report does not hasten a refused eviction's retry.
+	key := client.ObjectKeyFromObject(pod)
+	r.mu.Lock()
+	prev := r.evictions[key]
+	r.mu.Unlock()
+	if wait := EvictionRetryAfter(prev.n, prev.last, now); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace}}
 	err := r.Evict(ctx, ev)
 	if apierrors.IsTooManyRequests(err) {
 		r.mu.Lock()
 		if r.evictions == nil {
-			r.evictions = map[types.NamespacedName]int{}
+			r.evictions = map[types.NamespacedName]refusals{}
 		}
-		key := client.ObjectKeyFromObject(pod)
-		r.evictions[key]++
-		n := r.evictions[key]
+		n := prev.n + 1
+		r.evictions[key] = refusals{n: n, last: now}
 		r.mu.Unlock()
 		remediationsTotal.WithLabelValues(string(v1alpha1.ActionEvictPod), "refused").Inc()
 		if n == EvictionBlockedAfter {
@@ -500,8 +511,7 @@ func (r *Reconciler) evict(ctx context.Context, pod *corev1.Pod, p *v1alpha1.Lay
 				r.Recorder.Eventf(owner, p, corev1.EventTypeWarning, v1alpha1.EventRemediationBlocked, "EvictPod", "%s", note)
 			}
 		}
-		backoff := evictionBackoffBase << min(n-1, 5)
-		return ctrl.Result{RequeueAfter: min(backoff, evictionBackoffMax)}, nil
+		return ctrl.Result{RequeueAfter: EvictionRetryAfter(n, now, now)}, nil
 	}
 	if err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)

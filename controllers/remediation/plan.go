@@ -177,6 +177,26 @@ func DaemonSetRollout(d *appsv1.DaemonSet) Rollout {
 	return Rollout{MidRollout: mid, Unavailable: st.NumberUnavailable}
 }
 
+// Backoff between refused evictions: EvictionBackoffBase after the first refusal, doubled
+// after each further one, at most EvictionBackoffMax.
+const (
+	EvictionBackoffBase = 10 * time.Second
+	EvictionBackoffMax  = 5 * time.Minute
+)
+
+// EvictionRetryAfter is how long to wait at now before posting an eviction that was refused
+// refusals times, the last at last; zero means post it now.
+func EvictionRetryAfter(refusals int, last, now time.Time) time.Duration {
+	if refusals <= 0 {
+		return 0
+	}
+	backoff := EvictionBackoffMax
+	if refusals <= 6 {
+		backoff = min(EvictionBackoffBase<<(refusals-1), EvictionBackoffMax)
+	}
+	return max(0, last.Add(backoff).Sub(now))
+}
+
 // History is a workload's remediation record, kept in its annotations.
 type History struct {
 	Last  *time.Time

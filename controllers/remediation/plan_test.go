@@ -148,3 +148,27 @@ func TestHistory(t *testing.T) {
 		t.Errorf("bad count read as %d, want 1", got.Count)
 	}
 }
+
+func TestEvictionRetryAfter(t *testing.T) {
+	cases := map[string]struct {
+		refusals int
+		lastAgo  time.Duration
+		want     time.Duration
+	}{
+		"never refused":                 {0, 0, 0},
+		"just refused once":             {1, 0, 10 * time.Second},
+		"refused once, 4s ago":          {1, 4 * time.Second, 6 * time.Second},
+		"refused once, backoff elapsed": {1, 10 * time.Second, 0},
+		"refused once, long ago":        {1, time.Hour, 0},
+		"twice":                         {2, 0, 20 * time.Second},
+		"three times, 5s ago":           {3, 5 * time.Second, 35 * time.Second},
+		"six times: capped":             {6, 0, 5 * time.Minute},
+		"a thousand times: capped":      {1000, time.Minute, 4 * time.Minute},
+		"clock went back":               {1, -time.Minute, 70 * time.Second},
+	}
+	for name, tc := range cases {
+		if got := EvictionRetryAfter(tc.refusals, now.Add(-tc.lastAgo), now); got != tc.want {
+			t.Errorf("%s: EvictionRetryAfter = %v, want %v", name, got, tc.want)
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/layerkeeper/layerkeeper/api/v1alpha1"
+	"github.com/layerkeeper/layerkeeper/controllers/remediation"
 	"github.com/layerkeeper/layerkeeper/test/builders"
 )
 
@@ -350,8 +351,16 @@ func TestEnforceEvictionBlockedByPDB(t *testing.T) {
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"component": "scheduler"}}}}))
 	must(t, c.Create(ctx(), enforcePolicy(ns).Remediation(v1alpha1.ActionEvictPod, 30*time.Minute, 1).OffloadBeforeRestart(false).Obj()))
 	writeReport(t, c, node, map[*corev1.Pod]int64{w.pod: 5 * gi})
+	// Refused evictions are retried with backoff: a new report brings a reconcile, but only
+	// one past the backoff posts the eviction again.
 	eventually(t, "RemediationBlocked after refused evictions", func() (bool, string) {
-		return len(events(t, c, ns, v1alpha1.EventRemediationBlocked)) > 0, ""
+		if len(events(t, c, ns, v1alpha1.EventRemediationBlocked)) > 0 {
+			return true, ""
+		}
+		fakeClock.Step(remediation.EvictionBackoffMax)
+		writeReport(t, c, node, map[*corev1.Pod]int64{w.pod: 5 * gi})
+		time.Sleep(time.Second)
+		return false, ""
 	})
 	p := &corev1.Pod{}
 	must(t, c.Get(ctx(), client.ObjectKeyFromObject(w.pod), p))
