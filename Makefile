@@ -90,7 +90,7 @@ bench: deps ## Run the benchmarks against their baselines and print the figures.
 ##@ Cluster
 
 .PHONY: cluster-up
-cluster-up: deps ## Start a real single-node cluster on 127.0.0.1 in _output/cluster (a no-op when up).
+cluster-up: deps ## Start a real single-node cluster on 127.0.0.1 in _output/cluster (when up: rebuilds and re-imports the images).
 	hack/cluster.sh up
 
 .PHONY: cluster-down

@@ -2,8 +2,9 @@
 # A real single-node Kubernetes cluster on 127.0.0.1 (test/cluster): etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, containerd + runc, a kubelet and MinIO, in a scratch
 # directory, with the layerkeeper, logwriter and quiet images built here and imported. `up`
-# builds what it needs first (cached in bin/), is a no-op when the cluster is already up, and
-# prints the start-up time; `down` stops everything by the PIDs it recorded and cleans up.
+# builds what it needs first (cached in bin/); on a cluster already up it only rebuilds and
+# re-imports the images. It prints the start-up time; `down` stops everything by the PIDs it
+# recorded and cleans up.
 # Usage: hack/cluster.sh up|down|status|env   (scratch dir: $LK_CLUSTER_DIR, default _output/cluster)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

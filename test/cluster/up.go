@@ -52,7 +52,10 @@ func Up(ctx context.Context, o Options) (*Cluster, error) {
 		herr := c.Healthy(ctx)
 		if herr == nil {
 			c.Reused = true
-			c.logf("already up in %s (node %s Ready)", c.Dir, c.NodeName)
+			c.logf("already up in %s (node %s Ready); refreshing the images", c.Dir, c.NodeName)
+			if err := c.RefreshImages(ctx, o.Images...); err != nil {
+				return nil, err
+			}
 			return c, nil
 		}
 		c.logf("the cluster recorded in %s is not healthy (%v); tearing it down", c.Dir, herr)
@@ -347,6 +350,30 @@ func nodeReady(ctx context.Context, cs kubernetes.Interface, name string) error 
 
 // writeArchives builds each image and writes it as a docker-archive in dir, returning the
 // archives and the image references.
+// RefreshImages builds the images from this checkout again and imports them, replacing the
+// ones a running cluster was started with (pods started from now on run the new code; the
+// running ones keep theirs).
+func (c *Cluster) RefreshImages(ctx context.Context, imgs ...func(context.Context) (images.Image, error)) error {
+	if err := os.MkdirAll(c.path("images"), 0o755); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp(c.path("images"), "refresh")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	archives, _, err := writeArchives(ctx, dir, imgs)
+	if err != nil {
+		return fmt.Errorf("building the images: %w", err)
+	}
+	for _, a := range archives {
+		if err := c.ImportArchive(ctx, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func writeArchives(ctx context.Context, dir string, fs []func(context.Context) (images.Image, error)) ([]string, []string, error) {
 	var archives, refs []string
 	for _, f := range fs {

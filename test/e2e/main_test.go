@@ -58,6 +58,10 @@ func run(m *testing.M) int {
 		if clusterErr == nil {
 			clusterErr = testCluster.Healthy(ctx)
 		}
+		if clusterErr == nil {
+			// The cluster may have been started from older code: test this checkout's.
+			clusterErr = testCluster.RefreshImages(ctx, images.LogWriter, images.Quiet, images.Layerkeeper)
+		}
 		if clusterErr != nil {
 			clusterErr = fmt.Errorf("the cluster of %s=%s: %w", KubeconfigEnv, kc, clusterErr)
 			testCluster = nil
