@@ -67,8 +67,11 @@ type Followed struct {
 // Result is what an offload did.
 type Result struct {
 	UploadedObjects, UploadedBytes int64
-	DeletedFiles, FreedBytes       int64
-	SkippedFiles, FailedFiles      int64
+	// PresentObjects are files whose object an earlier, interrupted attempt had already
+	// uploaded: verified, not uploaded again, not counted in UploadedObjects.
+	PresentObjects            int64
+	DeletedFiles, FreedBytes  int64
+	SkippedFiles, FailedFiles int64
 	// Errors are the first MaxErrors problems, one line each.
 	Errors []string
 	// Followed are the files held open (Job.FollowActive); the caller ships or closes them.
@@ -92,10 +95,10 @@ type Executor struct {
 }
 
 type counters struct {
-	uploadedObjects, uploadedBytes, deletedFiles, freedBytes, skippedFiles, failedFiles atomic.Int64
-	mu                                                                                  sync.Mutex
-	errors                                                                              []string
-	followed                                                                            []Followed
+	uploadedObjects, uploadedBytes, presentObjects, deletedFiles, freedBytes, skippedFiles, failedFiles atomic.Int64
+	mu                                                                                                  sync.Mutex
+	errors                                                                                              []string
+	followed                                                                                            []Followed
 }
 
 func (c *counters) errorf(format string, args ...any) {
@@ -114,7 +117,7 @@ func (c *counters) result() Result {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return Result{
-		UploadedObjects: c.uploadedObjects.Load(), UploadedBytes: c.uploadedBytes.Load(),
+		UploadedObjects: c.uploadedObjects.Load(), UploadedBytes: c.uploadedBytes.Load(), PresentObjects: c.presentObjects.Load(),
 		DeletedFiles: c.deletedFiles.Load(), FreedBytes: c.freedBytes.Load(),
 		SkippedFiles: c.skippedFiles.Load(), FailedFiles: c.failedFiles.Load(),
 		Errors:   append([]string(nil), c.errors...),
@@ -293,6 +296,8 @@ func (e *Executor) ship(ctx context.Context, root *Root, job Job, t task, c *cou
 	if uploaded {
 		c.uploadedObjects.Add(1)
 		c.uploadedBytes.Add(d.Size)
+	} else {
+		c.presentObjects.Add(1)
 	}
 	var after unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &after); err != nil {

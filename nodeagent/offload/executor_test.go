@@ -278,8 +278,8 @@ func TestOffloadResumesWithoutDuplicatesOrLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.UploadedObjects != 1 || res.DeletedFiles != 2 {
-		t.Errorf("resumed run: %+v; want 1 upload (the new b.log) and 2 deletions", res)
+	if res.UploadedObjects != 1 || res.PresentObjects != 1 || res.DeletedFiles != 2 {
+		t.Errorf("resumed run: %+v; want 1 upload (the new b.log), 1 object found present (a.log) and 2 deletions", res)
 	}
 	if got, _ := getObject(t, srv, b, "p"+logs+"/a.log"); !bytes.Equal(got, data) {
 		t.Errorf("a.log's object changed")

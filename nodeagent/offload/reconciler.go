@@ -192,6 +192,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	default:
 		msg = fmt.Sprintf("%d object(s), %d bytes uploaded and verified; %d file(s) deleted, %d bytes freed; %d file(s) left in place",
 			res.UploadedObjects, res.UploadedBytes, res.DeletedFiles, res.FreedBytes, res.SkippedFiles)
+		if res.PresentObjects > 0 {
+			msg += fmt.Sprintf("; %d object(s) an interrupted attempt had uploaded were verified, not uploaded again", res.PresentObjects)
+		}
 	}
 	if n := len(res.Followed); n > 0 {
 		msg += fmt.Sprintf("; %d active file(s) followed, shipped again once the container stops", n)

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -127,6 +128,9 @@ func TestAgentReplacedMidOffload(t *testing.T) {
 	})
 	t.Logf("%.1fs: offload %s Succeeded on attempt %d: %d objects, %d files deleted, %d bytes freed", time.Since(start).Seconds(),
 		lo.Name, lo.Status.Attempts, lo.Status.UploadedObjects, lo.Status.DeletedFiles, lo.Status.FreedBytes)
+	if cond := meta.FindStatusCondition(lo.Status.Conditions, v1alpha1.ConditionComplete); cond != nil {
+		t.Logf("Complete: %s", cond.Message)
+	}
 	if lo.Status.Attempts < 2 {
 		t.Errorf("offload finished on attempt %d: the replacement agent did not resume it", lo.Status.Attempts)
 	}
