@@ -243,13 +243,21 @@ func TestMaxConcurrentAndCooldown(t *testing.T) {
 		}
 	}
 	// The cooldown: the n-th roll waits evaluation.EffectiveCooldown(cooldown, n-1) after the
-	// one before (30 s, then 60 s). Polled starts lag by up to a poll, hence the slack.
+	// one before (30 s, then 60 s). Measured on the controller's own clock, the restartedAt
+	// stamps (whole seconds, like the last-remediation annotation the cooldown is counted
+	// from), so no slack is needed.
 	for _, name := range names {
 		rs := rolls[name]
 		for i := 1; i < len(rs); i++ {
 			want := evaluation.EffectiveCooldown(cooldown, i)
-			if gap := rs[i].start.Sub(rs[i-1].start); gap < want-slack {
-				t.Errorf("%s rolled again %.1fs after roll %d, inside its cooldown of %v", name, gap.Seconds(), i, want)
+			prev, err1 := time.Parse(time.RFC3339, rs[i-1].restartedAt)
+			cur, err2 := time.Parse(time.RFC3339, rs[i].restartedAt)
+			if err1 != nil || err2 != nil {
+				t.Errorf("%s: restartedAt %q, %q: %v %v", name, rs[i-1].restartedAt, rs[i].restartedAt, err1, err2)
+				continue
+			}
+			if gap := cur.Sub(prev); gap < want {
+				t.Errorf("%s rolled again %v after roll %d, inside its cooldown of %v", name, gap, i, want)
 			}
 		}
 	}
