@@ -247,12 +247,24 @@ func TestDiscoverContainerdStopped(t *testing.T) {
 	k3sID := hexID("s-k3s-stopped")
 	add("k8s.io", criRecord(k3sID, false, "dns", "kube-system", "u-4", "coredns"), k3sUpper)
 
-	// A root named by containerd's config.toml only.
-	h.write("/etc/containerd/config.toml", "version = 2\nroot = \"/data/containerd\"\n[grpc]\n  address = \"/run/containerd/containerd.sock\"\n")
+	// Roots named by containerd's config.toml only: its root, and the overlayfs plugin's
+	// root_path.
+	h.write("/etc/containerd/config.toml", `version = 2
+root = "/data/containerd"
+[grpc]
+  address = "/run/containerd/containerd.sock"
+[plugins]
+  [plugins."io.containerd.snapshotter.v1.overlayfs"]
+    root_path = "/mnt/fast/overlay"
+`)
 	cfgRoot := h.containerd("/data/containerd", "/run/containerd")
 	cfgN, cfgUpper := cfgRoot.snapshot()
 	cfgID := hexID("s-config-root")
 	add("k8s.io", criRecord(cfgID, false, "db-0", "data", "u-5", "postgres"), cfgUpper)
+	rootPathUpper := "/mnt/fast/overlay/snapshots/5/fs"
+	h.mkdir(rootPathUpper)
+	rootPathID := hexID("s-root-path")
+	add("k8s.io", criRecord(rootPathID, false, "db-1", "data", "u-7", "postgres"), rootPathUpper)
 
 	// Hostile or broken answers: each costs one error for its own container.
 	hostile := map[string][]*types.Mount{}
@@ -296,6 +308,7 @@ func TestDiscoverContainerdStopped(t *testing.T) {
 		stopped("web", "default", ctrN, ctrUpper, map[string]string{labelPodName: "fake", "team": "storage"}),
 		stopped(k3sID, "k8s.io", k3sN, k3sUpper, criRecord(k3sID, false, "dns", "kube-system", "u-4", "coredns").Labels),
 		stopped(cfgID, "k8s.io", cfgN, cfgUpper, criRecord(cfgID, false, "db-0", "data", "u-5", "postgres").Labels),
+		stopped(rootPathID, "k8s.io", 5, rootPathUpper, criRecord(rootPathID, false, "db-1", "data", "u-7", "postgres").Labels),
 	}
 	var gotStopped []Container
 	for _, c := range got {
@@ -388,6 +401,24 @@ func TestDiscoverContainerdListFallback(t *testing.T) {
 	}
 	if !slices.Contains(f.called(), "/containerd.services.containers.v1.Containers/List") {
 		t.Errorf("calls = %v, want List after ListStream's Unimplemented", f.called())
+	}
+}
+
+// TestDiscoverContainerdSocketThroughLink: a socket path with a link in it (/var/run ->
+// /run) is resolved inside the host root, not in this process's own file system.
+func TestDiscoverContainerdSocketThroughLink(t *testing.T) {
+	h := newHost(t)
+	ctd := h.containerd("/var/lib/containerd", "/run/containerd")
+	_, upper := ctd.snapshot()
+	id := hexID("link")
+	f := &fakeContainerd{namespaces: []string{"k8s.io"},
+		containers: map[string][]*containersapi.Container{"k8s.io": {criRecord(id, false, "a", "b", "c", "d")}},
+		mounts:     map[string][]*types.Mount{"k8s.io/overlayfs/" + id: overlayMounts(upper)}}
+	f.serve(t, h.path("/run/containerd/containerd.sock"))
+	h.symlink("/run", "/var/run")
+	got, errs := h.discover(Options{ContainerdSocket: "/var/run/containerd/containerd.sock"})
+	if len(errs) > 0 || len(got) != 1 || got[0].ID != id || got[0].EngineRoot != "/run/containerd/containerd.sock" {
+		t.Errorf("Discover = %+v, %v; want the stopped container through /run/containerd/containerd.sock", got, errs)
 	}
 }
 
