@@ -32,8 +32,11 @@ type AgentOptions struct {
 	NodeName           string
 	HostRoot, HostProc string
 	// Runtimes and ContainerdState narrow discovery (tests point them at a scratch engine).
-	Runtimes               []v1alpha1.Runtime
-	ContainerdState        string
+	Runtimes        []v1alpha1.Runtime
+	ContainerdState string
+	// ContainerdRoot and ContainerdSocket are --containerd-root and --containerd-socket.
+	ContainerdRoot         string
+	ContainerdSocket       socketFlag
 	Interval, Heartbeat    time.Duration
 	ChangeFraction         float64
 	MaxContainers          int
@@ -51,6 +54,8 @@ func (o *AgentOptions) flagSet() *flag.FlagSet {
 	fs.StringVar(&o.NodeName, "node-name", os.Getenv("NODE_NAME"), "Name of this node (default $NODE_NAME); the report is named after it.")
 	fs.StringVar(&o.HostRoot, "host-root", "/", "Where the node's / is mounted in the agent's container (e.g. /host).")
 	fs.StringVar(&o.HostProc, "host-proc", "", "The node's /proc (default <host-root>/proc; needs hostPID).")
+	fs.StringVar(&o.ContainerdRoot, "containerd-root", "", containerdRootUsage)
+	fs.Var(&o.ContainerdSocket, "containerd-socket", containerdSocketUsage)
 	fs.DurationVar(&o.Interval, "interval", 30*time.Second, "Time between measuring passes.")
 	fs.DurationVar(&o.Heartbeat, "heartbeat", 5*time.Minute, "Longest time between report writes when no figure moves.")
 	fs.Float64Var(&o.ChangeFraction, "change-fraction", 0.05, "Relative move of a container's bytes or a filesystem's free space that makes a report write.")
@@ -132,23 +137,29 @@ func RunAgent(ctx context.Context, args []string, version string) error {
 	return mgr.Start(ctx)
 }
 
+// discovery returns the discovery options the flags give.
+func (o AgentOptions) discovery() discovery.Options {
+	d := discovery.Options{HostRoot: o.HostRoot, HostProc: o.HostProc, Runtimes: o.Runtimes,
+		ContainerdState: o.ContainerdState, ContainerdRoot: o.ContainerdRoot}
+	o.ContainerdSocket.apply(&d)
+	return d
+}
+
 // NewOffloadReconciler wires the executor of the LayerOffloads addressed to this node; secrets
 // reads credentials Secrets uncached.
 func NewOffloadReconciler(c client.Client, secrets client.Reader, o AgentOptions, clk clock.Clock) *offload.Reconciler {
 	return &offload.Reconciler{
 		Client: c, Secrets: secrets, Node: o.NodeName, Clock: clk, Workers: o.OffloadWorkers,
-		Discovery: discovery.Options{HostRoot: o.HostRoot, HostProc: o.HostProc, Runtimes: o.Runtimes,
-			ContainerdState: o.ContainerdState},
-		Log: ctrl.Log.WithName("offload"),
+		Discovery: o.discovery(),
+		Log:       ctrl.Log.WithName("offload"),
 	}
 }
 
 // NewAgent wires an Agent from the flags; c must read pods of the node and policies.
 func NewAgent(c client.Client, o AgentOptions, version string, clk clock.PassiveClock) *agent.Agent {
 	m := measure.New(measure.Options{
-		Now: clk.Now,
-		Discovery: discovery.Options{HostRoot: o.HostRoot, HostProc: o.HostProc, Runtimes: o.Runtimes,
-			ContainerdState: o.ContainerdState},
+		Now:         clk.Now,
+		Discovery:   o.discovery(),
 		Scan:        scanner.Options{TopN: o.Top, CPULimit: o.CPULimit},
 		Workers:     o.Workers,
 		HotPathsFor: agent.HotPathsFor(c),

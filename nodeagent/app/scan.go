@@ -27,6 +27,8 @@ type ScanOptions struct {
 	HostRoot         string
 	HostProc         string
 	ContainerdState  string
+	ContainerdRoot   string
+	ContainerdSocket socketFlag
 	DockerRoot       string
 	StorageRoot      string
 	StorageRunRoot   string
@@ -42,6 +44,32 @@ type stringList []string
 
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// socketFlag is --containerd-socket: not given means auto-detect (the default socket and
+// containerd's config, each if present), a path is a socket that must answer, "" disables
+// containerd's API.
+type socketFlag struct {
+	path string
+	set  bool
+}
+
+func (f *socketFlag) String() string     { return f.path }
+func (f *socketFlag) Set(v string) error { f.path, f.set = v, true; return nil }
+
+// apply sets the flag's choice in discovery options.
+func (f socketFlag) apply(o *discovery.Options) {
+	if !f.set {
+		return
+	}
+	o.ContainerdSocket, o.NoContainerdSocket = f.path, f.path == ""
+}
+
+const containerdSocketUsage = "containerd's gRPC `socket`, through which stopped containerd containers are found (read-only calls); " +
+	"one given here must answer, an empty one (--containerd-socket=) disables it (default: " + discovery.DefaultContainerdSocket +
+	" and the grpc.address of /etc/containerd/config.toml, each if present)."
+
+const containerdRootUsage = "A containerd root `directory` whose overlayfs snapshots may hold stopped containers' layers, besides those running containers and /etc/containerd/config.toml show (default " +
+	discovery.DefaultContainerdRoot + ")."
 
 type usageError struct{ error }
 
@@ -92,6 +120,8 @@ func (o *ScanOptions) flagSet() *flag.FlagSet {
 	fs.StringVar(&o.HostRoot, "host-root", "/", "Where the host's / is mounted (for running inside a container or on a mounted host image).")
 	fs.StringVar(&o.HostProc, "host-proc", "", "The host's /proc (default <host-root>/proc).")
 	fs.StringVar(&o.ContainerdState, "containerd-state", "", "A containerd state directory to look in besides those the mount table shows (default /run/containerd).")
+	fs.StringVar(&o.ContainerdRoot, "containerd-root", "", containerdRootUsage)
+	fs.Var(&o.ContainerdSocket, "containerd-socket", containerdSocketUsage)
 	fs.StringVar(&o.DockerRoot, "docker-root", "", "A Docker data root to look in (default /var/lib/docker).")
 	fs.StringVar(&o.StorageRoot, "storage-root", "", "A containers/storage graph root to look in (default /var/lib/containers/storage).")
 	fs.StringVar(&o.StorageRunRoot, "storage-runroot", "", "A containers/storage run root to look in (default /run/containers/storage).")
@@ -137,9 +167,12 @@ func RunScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return usageError{fmt.Errorf("--path %q: must be an absolute container path", p)}
 		}
 	}
+	dopts := discovery.Options{HostRoot: o.HostRoot, HostProc: o.HostProc, Runtimes: runtimes,
+		ContainerdState: o.ContainerdState, ContainerdRoot: o.ContainerdRoot,
+		DockerRoot: o.DockerRoot, StorageRoot: o.StorageRoot, StorageRunRoot: o.StorageRunRoot}
+	o.ContainerdSocket.apply(&dopts)
 	m := measure.New(measure.Options{
-		Discovery: discovery.Options{HostRoot: o.HostRoot, HostProc: o.HostProc, Runtimes: runtimes,
-			ContainerdState: o.ContainerdState, DockerRoot: o.DockerRoot, StorageRoot: o.StorageRoot, StorageRunRoot: o.StorageRunRoot},
+		Discovery:        dopts,
 		Scan:             scanner.Options{TopN: o.Top, CPULimit: o.CPULimit},
 		Workers:          o.Workers,
 		IncludeSandboxes: o.IncludeSandboxes,

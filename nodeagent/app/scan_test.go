@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/layerkeeper/layerkeeper/nodeagent/discovery"
 	"github.com/layerkeeper/layerkeeper/test/testenv"
 )
 
@@ -145,5 +146,72 @@ func TestScanRejectsBadFlags(t *testing.T) {
 		if err == nil || !ok || !ue.UsageError() {
 			t.Errorf("RunScan(%v) = %v, want a usage error", args, err)
 		}
+	}
+}
+
+func TestContainerdSocketFlag(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		socket   string
+		disabled bool
+	}{
+		{name: "not given: the default socket and config.toml's, if present"},
+		{name: "a socket that must answer", args: []string{"--containerd-socket", "/run/k3s/containerd/containerd.sock"},
+			socket: "/run/k3s/containerd/containerd.sock"},
+		{name: "empty disables", args: []string{"--containerd-socket="}, disabled: true},
+		{name: "the last one wins", args: []string{"--containerd-socket=", "--containerd-socket=/srv/c.sock"}, socket: "/srv/c.sock"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var scan ScanOptions
+			if err := scan.flagSet().Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			var fromScan discovery.Options
+			scan.ContainerdSocket.apply(&fromScan)
+			var agent AgentOptions
+			if err := agent.flagSet().Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			for name, got := range map[string]discovery.Options{"scan": fromScan, "agent": agent.discovery()} {
+				if got.ContainerdSocket != tt.socket || got.NoContainerdSocket != tt.disabled {
+					t.Errorf("%s: ContainerdSocket %q, NoContainerdSocket %v; want %q, %v",
+						name, got.ContainerdSocket, got.NoContainerdSocket, tt.socket, tt.disabled)
+				}
+			}
+		})
+	}
+}
+
+// TestScanWarnsAboutAnUnreachableSocket: a containerd socket given on the command line that
+// cannot be reached is a warning on stderr, and the scan still completes.
+func TestScanWarnsAboutAnUnreachableSocket(t *testing.T) {
+	hostRoot := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(hostRoot, "proc", "1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root := "26 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
+	if err := os.WriteFile(filepath.Join(hostRoot, "proc", "1", "mountinfo"), []byte(root), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := RunScan(context.Background(), []string{"--host-root", hostRoot, "--runtime", "containerd",
+		"--containerd-socket", "/run/k3s/containerd/containerd.sock"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("scan: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "warning: discovery containerd (/run/k3s/containerd/containerd.sock)") ||
+		!strings.Contains(stderr.String(), "stopped containerd containers are not reported") {
+		t.Errorf("stderr does not warn about the socket:\n%s", stderr.String())
+	}
+
+	// Not given, a missing default socket is no warning.
+	stderr.Reset()
+	if err := RunScan(context.Background(), []string{"--host-root", hostRoot, "--runtime", "containerd"}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stderr.String(), "warning") {
+		t.Errorf("warnings without a socket given:\n%s", stderr.String())
 	}
 }

@@ -38,6 +38,30 @@ func (d *discoverer) containerdConfigStates() []string {
 	return nonEmpty(d.tomlString(containerdConfig, "", "state"))
 }
 
+// containerdOverlayfsPlugin is the overlayfs snapshotter's plugin ID: its directory under
+// containerd's root and its table in config.toml.
+const containerdOverlayfsPlugin = "io.containerd.snapshotter.v1.overlayfs"
+
+// containerdConfigSnapshotRoots returns the overlayfs snapshotter directories containerd's
+// config.toml names: <root>/io.containerd.snapshotter.v1.overlayfs and the plugin's
+// root_path.
+func (d *discoverer) containerdConfigSnapshotRoots() []string {
+	var out []string
+	for _, root := range nonEmpty(d.tomlString(containerdConfig, "", "root")) {
+		out = append(out, root+"/"+containerdOverlayfsPlugin)
+	}
+	return append(out, nonEmpty(d.tomlString(containerdConfig, `plugins."`+containerdOverlayfsPlugin+`"`, "root_path"))...)
+}
+
+// containerdConfigSocket returns the [grpc] address of containerd's config.toml, or "".
+func (d *discoverer) containerdConfigSocket() string {
+	addr := strings.TrimPrefix(d.tomlString(containerdConfig, "grpc", "address"), "unix://")
+	if !strings.HasPrefix(addr, "/") {
+		return ""
+	}
+	return addr
+}
+
 // storageConfigRoots returns graphroot/runroot from storage.conf ([storage]) and root/runroot
 // from crio.conf ([crio]).
 func (d *discoverer) storageConfigRoots() (graph, run []string) {

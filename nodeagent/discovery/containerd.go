@@ -23,7 +23,7 @@ const dockerContainerdNamespace = "moby"
 //
 // A stopped container's snapshot stays on disk, but which snapshot belongs to which container
 // is recorded only in containerd's bolt databases, which containerd locks while it runs; such
-// containers are not found here (see the package documentation).
+// containers are found through containerd's API instead (containerdStopped).
 func (d *discoverer) containerd() []*candidate {
 	const rt = v1alpha1.RuntimeContainerd
 	var out []*candidate

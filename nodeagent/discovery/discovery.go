@@ -15,10 +15,12 @@ import (
 // Default locations, used besides whatever the mount table and the runtimes' configuration
 // files reveal.
 const (
-	DefaultContainerdState = "/run/containerd"
-	DefaultDockerRoot      = "/var/lib/docker"
-	DefaultStorageRoot     = "/var/lib/containers/storage"
-	DefaultStorageRunRoot  = "/run/containers/storage"
+	DefaultContainerdState  = "/run/containerd"
+	DefaultContainerdRoot   = "/var/lib/containerd"
+	DefaultContainerdSocket = "/run/containerd/containerd.sock"
+	DefaultDockerRoot       = "/var/lib/docker"
+	DefaultStorageRoot      = "/var/lib/containers/storage"
+	DefaultStorageRunRoot   = "/run/containers/storage"
 )
 
 // Options say where the host's files are and which runtimes to look for.
@@ -38,18 +40,34 @@ type Options struct {
 	// mount table and the runtimes' configuration files; empty means the default location.
 	// The mount table reveals the roots of running containers (and a Docker data root, which
 	// dockerd bind-mounts onto itself); a root holding only stopped containers is otherwise
-	// found through these or the configuration files. No containerd root is
-	// needed: running containerd containers are found from their rootfs mounts, whose path
-	// names the state directory, and from the task directories under ContainerdState.
+	// found through these or the configuration files. Running containerd containers are found
+	// from their rootfs mounts, whose path names the state directory, and from the task
+	// directories under ContainerdState; stopped ones through containerd's API (below), whose
+	// snapshot paths are accepted only under a snapshotter root that running containers'
+	// mounts, containerd's config.toml or ContainerdRoot name.
 
 	// ContainerdState is a containerd state directory (default /run/containerd).
 	ContainerdState string
+	// ContainerdRoot is a containerd root directory (default /var/lib/containerd), whose
+	// overlayfs snapshotter may hold stopped containers' layers.
+	ContainerdRoot string
 	// DockerRoot is a Docker data root (default /var/lib/docker).
 	DockerRoot string
 	// StorageRoot is a containers/storage graph root (default /var/lib/containers/storage).
 	StorageRoot string
 	// StorageRunRoot is a containers/storage run root (default /run/containers/storage).
 	StorageRunRoot string
+
+	// ContainerdSocket is containerd's gRPC socket, a host path. Stopped containerd containers
+	// (a task deleted, the container record and its snapshot kept) are found only through it:
+	// read-only List and Mounts calls with short timeouts. Empty means the default socket and
+	// the grpc.address of containerd's config.toml, each used if it exists; a socket given
+	// here must answer. A socket that exists but does not answer is reported as an error, and
+	// running containers are found without it either way.
+	ContainerdSocket string
+	// NoContainerdSocket leaves containerd's API alone: stopped containerd containers are not
+	// found.
+	NoContainerdSocket bool
 }
 
 func (o Options) withDefaults() Options {
@@ -61,6 +79,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ContainerdState == "" {
 		o.ContainerdState = DefaultContainerdState
+	}
+	if o.ContainerdRoot == "" {
+		o.ContainerdRoot = DefaultContainerdRoot
 	}
 	if o.DockerRoot == "" {
 		o.DockerRoot = DefaultDockerRoot
@@ -100,8 +121,9 @@ type Container struct {
 	Sandbox bool
 	// EngineNamespace is the containerd namespace ("k8s.io", "default"); empty otherwise.
 	EngineNamespace string
-	// EngineRoot is the runtime directory the container was found in (containerd state dir,
-	// Docker data root, containers/storage graph root), as a host path.
+	// EngineRoot is where the container was found, as a host path: the runtime directory
+	// (containerd state dir, Docker data root, containers/storage graph root), or for a
+	// stopped containerd container the containerd socket it was listed through.
 	EngineRoot string
 	// StorageID names the layer in the runtime's storage: the containerd snapshot number,
 	// Docker's overlay2 mount ID, the containers/storage layer ID.
@@ -203,9 +225,9 @@ func (d *discoverer) fail(rt v1alpha1.Runtime, id, path string, err error) {
 }
 
 // Discover finds every container with a writable layer on the node, from the host's mount
-// table and the runtimes' metadata on disk, without any runtime socket. It returns what it
-// could find and one error per container or file it could not read; it never panics on
-// hostile or malformed metadata.
+// table and the runtimes' metadata on disk, and stopped containerd containers through
+// containerd's socket. It returns what it could find and one error per container, file or
+// socket it could not read; it never panics on hostile or malformed metadata or answers.
 func Discover(ctx context.Context, opts Options) (containers []Container, errs []error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -229,7 +251,9 @@ func Discover(ctx context.Context, opts Options) (containers []Container, errs [
 
 	var cands []*candidate
 	if o.wants(v1alpha1.RuntimeContainerd) {
-		cands = append(cands, d.containerd()...)
+		running := d.containerd()
+		cands = append(cands, running...)
+		cands = append(cands, d.containerdStopped(running)...)
 	}
 	if o.wants(v1alpha1.RuntimeDocker) {
 		cands = append(cands, d.docker()...)

@@ -59,6 +59,7 @@ func everyOption() map[string]any {
 			"cpuLimit":          0.25,
 			"priorityClassName": "",
 			"extraArgs":         []any{"--interval=1m"},
+			"containerdSocket":  "/run/k3s/containerd/containerd.sock",
 			"tolerations":       []any{map[string]any{"key": "dedicated", "operator": "Equal", "value": "batch", "effect": "NoSchedule"}},
 			"serviceAccount":    map[string]any{"annotations": map[string]any{"eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/agent"}},
 		},
@@ -437,6 +438,15 @@ func TestRenderOptions(t *testing.T) {
 		check: func(t *testing.T, r rendered) {
 			if n := len(r.ofKind("ValidatingAdmissionPolicy")) + len(r.ofKind("ValidatingAdmissionPolicyBinding")); n != 0 {
 				t.Errorf("%d admission policy objects with agent.nodeRestriction.enabled=false", n)
+			}
+		},
+	}, {
+		name:   "containerd socket",
+		values: map[string]any{"agent": map[string]any{"containerdSocket": "/run/k3s/containerd/containerd.sock"}},
+		check: func(t *testing.T, r rendered) {
+			a := into[appsv1.DaemonSet](t, r, "DaemonSet", namespace, agentName).Spec.Template.Spec.Containers[0]
+			if !slices.Contains(a.Args, "--containerd-socket=/run/k3s/containerd/containerd.sock") {
+				t.Errorf("agent args %v: want --containerd-socket=/run/k3s/containerd/containerd.sock", a.Args)
 			}
 		},
 	}, {

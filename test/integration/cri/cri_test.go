@@ -91,11 +91,13 @@ func TestCRIPodWritableLayer(t *testing.T) {
 	}
 	waitLog(t, ctx, c, ctrID, "started", 30*time.Second)
 
-	// The agent's view of this node: the host mount table, the harness's state directory.
+	// The agent's view of this node: the host mount table, the harness's state directory and
+	// containerd's socket.
 	m := measure.New(measure.Options{
 		Discovery: discovery.Options{
-			ContainerdState: c.State,
-			Runtimes:        []v1alpha1.Runtime{v1alpha1.RuntimeContainerd},
+			ContainerdState:  c.State,
+			ContainerdSocket: c.Socket,
+			Runtimes:         []v1alpha1.Runtime{v1alpha1.RuntimeContainerd},
 		},
 		IncludeSandboxes: true,
 	})
@@ -199,9 +201,8 @@ func TestCRIPodWritableLayer(t *testing.T) {
 	// Stopped through CRI: containerd's CRI plugin deletes the task as soon as it exits, so
 	// the rootfs mount and the task bundle are gone while the container record and its
 	// snapshot (the upper directory) stay. runtime-layouts.md: "task deleted: mount gone,
-	// upperdir stays on disk while the container record exists". Discovery reads no
-	// containerd socket, so it cannot map the snapshot to the container and does not report
-	// it (the package's documented limit); the sandbox is still reported.
+	// upperdir stays on disk while the container record exists". Discovery finds it through
+	// containerd's API: not running, the same identity and layer, measured like any other.
 	t.Run("stopped", func(t *testing.T) {
 		before := duBytes(t, upper)
 		if err := c.StopContainer(ctx, ctrID, 10); err != nil {
@@ -221,22 +222,20 @@ func TestCRIPodWritableLayer(t *testing.T) {
 			t.Errorf("the stopped container's rootfs is still mounted:\n%s", out)
 		}
 		res := measurePass(t, ctx, m)
-		for _, mc := range res.Containers {
-			if mc.ID == ctrID {
-				t.Errorf("stopped CRI container reported: %+v (documented: not found without containerd's API)", mc.Container)
-			}
-		}
+		stopped := find(t, res, ctrID)
+		checkStopped(t, stopped, final, st.ExitCode, written)
 		if sb := find(t, res, podID); !sb.Running || !sb.Sandbox {
 			t.Errorf("sandbox = %+v, want still running", sb.Container)
 		}
-		after := duBytes(t, upper)
-		t.Logf("stopped (exit code %d): not discovered; its upper directory still holds %d bytes (%d before the stop)", st.ExitCode, after, before)
-		if after < written {
-			t.Errorf("the stopped container's upper directory holds %d bytes, want its %d-byte log kept", after, written)
-		}
+		t.Logf("stopped (exit code %d): reported not running, %d bytes (du -sB1 %d before the stop)", st.ExitCode, stopped.Usage.Bytes, before)
 
 		if err := c.RemoveContainer(ctx, ctrID); err != nil {
 			t.Fatal(err)
+		}
+		for _, mc := range measurePass(t, ctx, m).Containers {
+			if mc.ID == ctrID {
+				t.Errorf("removed container still reported: %+v", mc.Container)
+			}
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
@@ -253,9 +252,27 @@ func TestCRIPodWritableLayer(t *testing.T) {
 	t.Run("exited", func(t *testing.T) { checkExited(t, ctx, c, m, podID) })
 }
 
+// checkStopped checks a stopped container's measurement against its last running one: same
+// identity and layer, not running, no processes and so no deleted-open bytes, bytes as du
+// counts them and at least what the workload wrote.
+func checkStopped(t *testing.T, got, running measure.Container, exitCode int32, written int64) {
+	t.Helper()
+	if got.Running || got.Err != nil || len(got.PIDs) != 0 || got.MergedDir != "" || got.DeletedOpenBytes != 0 {
+		t.Errorf("stopped container = %+v (err %v, deleted-open %d), want not running, no PIDs", got.Container, got.Err, got.DeletedOpenBytes)
+	}
+	if got.Namespace != running.Namespace || got.Pod != running.Pod || got.PodUID != running.PodUID || got.Name != running.Name ||
+		got.Sandbox || got.EngineNamespace != ctd.Namespace || got.UpperDir != running.UpperDir || got.StorageID != running.StorageID ||
+		discovery.K8sContainerID(got.Container) != discovery.K8sContainerID(running.Container) {
+		t.Errorf("stopped container = %+v\nwant the identity and layer of %+v", got.Container, running.Container)
+	}
+	if du := duBytes(t, got.UpperDirPath()); got.Usage.Bytes != du || got.Usage.Bytes < written {
+		t.Errorf("stopped (exit code %d): Usage.Bytes %d, du -sB1 %d; the workload wrote %d", exitCode, got.Usage.Bytes, du, written)
+	}
+}
+
 // checkExited checks that a container whose process exits on its own (a crash the kubelet
 // has not yet cleaned up) is, to containerd's CRI plugin and so to discovery, the same as a
-// stopped one: task deleted, rootfs unmounted, not discovered, upper directory kept.
+// stopped one: task deleted, rootfs unmounted, reported not running with its upper directory.
 func checkExited(t *testing.T, ctx context.Context, c *ctd.Containerd, m *measure.Measurer, podID string) {
 	id, err := c.CreateContainer(ctx, podID, pod, ctd.Container{
 		Name:  "dag-processor",
@@ -294,16 +311,9 @@ func checkExited(t *testing.T, ctx context.Context, c *ctd.Containerd, m *measur
 	if out, _ := exec.Command("grep", "-F", id, "/proc/self/mountinfo").Output(); len(out) > 0 {
 		t.Errorf("the exited container's rootfs is still mounted:\n%s", out)
 	}
-	for _, mc := range measurePass(t, ctx, m).Containers {
-		if mc.ID == id {
-			t.Errorf("exited CRI container reported: %+v (documented: not found without containerd's API)", mc.Container)
-		}
-	}
-	du := duBytes(t, running.UpperDirPath())
-	t.Logf("exited by itself (code %d): not discovered; its upper directory still holds %d bytes (log %d)", st.ExitCode, du, written)
-	if du < written {
-		t.Errorf("the exited container's upper directory holds %d bytes, want its %d-byte log kept", du, written)
-	}
+	exited := find(t, measurePass(t, ctx, m), id)
+	checkStopped(t, exited, running, st.ExitCode, written)
+	t.Logf("exited by itself (code %d): reported not running, %d bytes (log %d)", st.ExitCode, exited.Usage.Bytes, written)
 	// Left for the harness's teardown, which removes it through CRI like the kubelet's GC.
 }
 
