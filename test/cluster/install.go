@@ -69,7 +69,10 @@ func (c *Cluster) InstallLayerkeeper(ctx context.Context, o InstallOptions) erro
 		},
 		"agent": map[string]any{
 			"hostNetwork": true, "bindHost": "127.0.0.1", "extraEnv": env, "metricsPort": ports[2], "probesPort": ports[3],
-			"extraArgs": []string{"--interval=" + o.AgentInterval.String()},
+			"extraArgs": []string{"--interval=" + o.AgentInterval.String(), "--containerd-root=" + c.ContainerdRoot},
+			// The cluster's containerd listens in its scratch directory, not at the default
+			// path: the agent finds stopped containers through it.
+			"containerdSocket": c.ContainerdSocket,
 			// The test machine's / is a private mount, which HostToContainer refuses.
 			"hostRootMountPropagation": "None",
 		},
