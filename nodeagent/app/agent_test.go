@@ -54,7 +54,8 @@ func TestAgentWritesItsReport(t *testing.T) {
 	must(c.Create(ctx, builders.MakeLayerPolicy("logs", "airflow").MatchLabels("component", "scheduler").HotPath("/opt/airflow/logs").Obj()))
 
 	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
-	a := NewAgent(c, AgentOptions{NodeName: "node-a", HostRoot: "/", Runtimes: []v1alpha1.Runtime{v1alpha1.RuntimeContainerd},
+	a := NewAgent(c, AgentOptions{NodeName: "node-a", HostRoot: "/", HostProc: onlyMountsUnder(t, state),
+		ContainerdSocket: socketFlag{set: true}, Runtimes: []v1alpha1.Runtime{v1alpha1.RuntimeContainerd},
 		ContainerdState: state, Top: 3, Workers: 1, ChangeFraction: 0.05, Heartbeat: 5 * time.Minute}, "test", clk)
 
 	report := func() *v1alpha1.NodeLayerReport {
@@ -95,7 +96,7 @@ func TestAgentWritesItsReport(t *testing.T) {
 	if cond := meta.FindStatusCondition(r.Status.Conditions, v1alpha1.ConditionScanned); cond == nil || cond.Status != metav1.ConditionTrue {
 		t.Errorf("Scanned condition = %+v", cond)
 	}
-	if r.Status.ContainerCount < 1 || r.Status.TotalBytes < entry.Bytes || len(r.Status.Filesystems) == 0 || r.Status.NodeAvailableBytes <= 0 {
+	if r.Status.ContainerCount != 1 || r.Status.TotalBytes != entry.Bytes || len(r.Status.Filesystems) == 0 || r.Status.NodeAvailableBytes <= 0 {
 		t.Errorf("summary = count %d total %d fs %+v available %d", r.Status.ContainerCount, r.Status.TotalBytes, r.Status.Filesystems, r.Status.NodeAvailableBytes)
 	}
 
@@ -131,4 +132,30 @@ func TestAgentWritesItsReport(t *testing.T) {
 	if got := report().ResourceVersion; got == rv {
 		t.Errorf("no write after the heartbeat interval")
 	}
+}
+
+// onlyMountsUnder returns a stand-in for the host's /proc whose 1/mountinfo lists only the
+// host's / and the mounts under dir: containers of other runtimes on the machine (another
+// test's cluster) come and go, and would make the report move.
+func onlyMountsUnder(t *testing.T, dir string) string {
+	t.Helper()
+	raw, err := os.ReadFile("/proc/1/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keep []string
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == "/" || strings.HasPrefix(f[4], dir+"/")) {
+			keep = append(keep, line)
+		}
+	}
+	proc := filepath.Join(t.TempDir(), "proc")
+	if err := os.MkdirAll(filepath.Join(proc, "1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(proc, "1", "mountinfo"), []byte(strings.Join(keep, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return proc
 }
