@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -39,7 +40,6 @@ type Reconciler struct {
 	Gatherer  *gather.Gatherer
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
-	Kubelet   evaluation.KubeletThresholds
 	// Pods and Workloads clean up after a deleted policy.
 	Pods      *podstate.Reconciler
 	Workloads []*workloadstatus.Reconciler
@@ -89,7 +89,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	problem := Validate(p, secret, r.Kubelet)
+	pods, nodes, err := r.evaluateSelected(ctx, p)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	problem := Validate(p, secret, nodes)
 	if problem == nil {
 		problem = BucketProblem(offloads)
 	}
@@ -98,10 +102,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	}
 	p.Status.LastActions = LastActions(offloads, remediated)
 
-	pods, err := r.evaluateSelected(ctx, p)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
 	counts := Counts(p.Name, pods)
 	if ready.Status == metav1.ConditionTrue {
 		ready.Message = fmt.Sprintf("the policy is valid; it selects %d pods, %d over a threshold", counts.MatchedPods, counts.OverLimitPods)
@@ -159,13 +159,15 @@ func (r *Reconciler) actions(ctx context.Context, p *v1alpha1.LayerPolicy) ([]v1
 	return offloads.Items, out, nil
 }
 
-// evaluateSelected evaluates every pod the policy selects.
-func (r *Reconciler) evaluateSelected(ctx context.Context, p *v1alpha1.LayerPolicy) ([]PodResult, error) {
+// evaluateSelected evaluates every pod the policy selects. nodes are the kubelet eviction
+// thresholds of the nodes running them (those with a report), sorted by name.
+func (r *Reconciler) evaluateSelected(ctx context.Context, p *v1alpha1.LayerPolicy) ([]PodResult, []evaluation.NodeKubelet, error) {
 	var list corev1.PodList
 	if err := r.Client.List(ctx, &list, client.InNamespace(p.Namespace)); err != nil {
-		return nil, fmt.Errorf("listing pods: %w", err)
+		return nil, nil, fmt.Errorf("listing pods: %w", err)
 	}
 	var out []PodResult
+	var nodes []evaluation.NodeKubelet
 	for i := range list.Items {
 		pod := &list.Items[i]
 		if !pod.DeletionTimestamp.IsZero() || !gather.Selects(p, pod) {
@@ -173,15 +175,19 @@ func (r *Reconciler) evaluateSelected(ctx context.Context, p *v1alpha1.LayerPoli
 		}
 		res, err := r.Gatherer.Evaluate(ctx, pod)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		pr := PodResult{Pod: pod.Name, Node: pod.Spec.NodeName, Decision: res.Decision}
 		for _, q := range res.Policies {
 			pr.Policies = append(pr.Policies, q.Name)
 		}
 		out = append(out, pr)
+		if res.Report != nil && !slices.ContainsFunc(nodes, func(n evaluation.NodeKubelet) bool { return n.Node == res.Report.Name }) {
+			nodes = append(nodes, evaluation.NodeKubeletOf(res.Report))
+		}
 	}
-	return out, nil
+	slices.SortFunc(nodes, func(a, b evaluation.NodeKubelet) int { return strings.Compare(a.Node, b.Node) })
+	return out, nodes, nil
 }
 
 // finalize removes what layerkeeper wrote because of the policy: the pods it annotated and
