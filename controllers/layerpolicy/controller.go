@@ -247,7 +247,50 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		})).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.policiesOfPod),
 			builder.WithPredicates(predicate.Or(predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		// A node's kubelet thresholds feed the Ready condition of the policies selecting its pods.
+		Watches(&v1alpha1.NodeLayerReport{}, handler.EnqueueRequestsFromMapFunc(r.policiesOfReport),
+			builder.WithPredicates(kubeletChanged{})).
 		Complete(r)
+}
+
+// kubeletChanged passes a report's creation and deletion, and updates that change what
+// ValidateNodePressure reads: the kubelet's thresholds and the filesystems they apply to.
+type kubeletChanged struct{ predicate.Funcs }
+
+func (kubeletChanged) Update(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*v1alpha1.NodeLayerReport)
+	n, ok2 := e.ObjectNew.(*v1alpha1.NodeLayerReport)
+	if !ok1 || !ok2 {
+		return false
+	}
+	if !equality.Semantic.DeepEqual(o.Status.KubeletEviction, n.Status.KubeletEviction) || len(o.Status.Filesystems) != len(n.Status.Filesystems) {
+		return true
+	}
+	for i, f := range n.Status.Filesystems {
+		g := o.Status.Filesystems[i]
+		if f.Path != g.Path || f.KubeletFilesystem != g.KubeletFilesystem || f.CapacityBytes != g.CapacityBytes || f.Inodes != g.Inodes {
+			return true
+		}
+	}
+	return false
+}
+
+// policiesOfReport returns the policies selecting a pod on the report's node.
+func (r *Reconciler) policiesOfReport(ctx context.Context, obj client.Object) []ctrl.Request {
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, client.MatchingFields{gather.PodNodeNameField: obj.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing pods of node", "node", obj.GetName())
+		return nil
+	}
+	var reqs []ctrl.Request
+	for i := range pods.Items {
+		for _, req := range r.policiesOfPod(ctx, &pods.Items[i]) {
+			if !slices.Contains(reqs, req) {
+				reqs = append(reqs, req)
+			}
+		}
+	}
+	return reqs
 }
 
 type deletionPredicate struct{ predicate.Funcs }
