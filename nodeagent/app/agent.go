@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -22,6 +23,7 @@ import (
 	controllerapp "github.com/layerkeeper/layerkeeper/controllers/app"
 	"github.com/layerkeeper/layerkeeper/nodeagent/agent"
 	"github.com/layerkeeper/layerkeeper/nodeagent/discovery"
+	"github.com/layerkeeper/layerkeeper/nodeagent/kubelet"
 	"github.com/layerkeeper/layerkeeper/nodeagent/measure"
 	"github.com/layerkeeper/layerkeeper/nodeagent/offload"
 	"github.com/layerkeeper/layerkeeper/nodeagent/scanner"
@@ -50,7 +52,7 @@ func (o *AgentOptions) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("layerkeeper agent", flag.ContinueOnError)
 	fs.StringVar(&o.NodeName, "node-name", os.Getenv("NODE_NAME"), "Name of this node (default $NODE_NAME); the report is named after it.")
 	fs.StringVar(&o.HostRoot, "host-root", "/", "Where the node's / is mounted in the agent's container (e.g. /host).")
-	fs.StringVar(&o.HostProc, "host-proc", "", "The node's /proc (default <host-root>/proc; needs hostPID).")
+	fs.StringVar(&o.HostProc, "host-proc", "", "The node's /proc (default <host-root>/proc; needs hostPID). The kubelet's eviction thresholds are read from its process there.")
 	fs.DurationVar(&o.Interval, "interval", 30*time.Second, "Time between measuring passes.")
 	fs.DurationVar(&o.Heartbeat, "heartbeat", 5*time.Minute, "Longest time between report writes when no figure moves.")
 	fs.Float64Var(&o.ChangeFraction, "change-fraction", 0.05, "Relative move of a container's bytes or a filesystem's free space that makes a report write.")
@@ -153,8 +155,13 @@ func NewAgent(c client.Client, o AgentOptions, version string, clk clock.Passive
 		Workers:     o.Workers,
 		HotPathsFor: agent.HotPathsFor(c),
 	})
+	hostProc := o.HostProc
+	if hostProc == "" {
+		hostProc = filepath.Join(o.HostRoot, "proc")
+	}
 	return &agent.Agent{
-		Node: o.NodeName, Client: c, Measurer: m, Clock: clk, Interval: o.Interval,
+		Kubelet: func() kubelet.Result { return kubelet.Read(kubelet.Options{HostProc: hostProc, NodeName: o.NodeName}) },
+		Node:    o.NodeName, Client: c, Measurer: m, Clock: clk, Interval: o.Interval,
 		Build: agent.BuildOptions{MaxContainers: o.MaxContainers, AgentVersion: version},
 		Write: agent.WriteOptions{ChangeFraction: o.ChangeFraction, Heartbeat: o.Heartbeat},
 		Log:   ctrl.Log.WithName("agent"),
