@@ -64,9 +64,9 @@ func TestValidate(t *testing.T) {
 		return out
 	}
 	cases := map[string]struct {
-		policy  *v1alpha1.LayerPolicy
-		secret  *corev1.Secret
-		nodes   []evaluation.NodeKubelet
+		policy *v1alpha1.LayerPolicy
+		secret *corev1.Secret
+		nodes  []evaluation.NodeKubelet
 		// wantReason is "" for a valid policy; wantMessage a substring of the message.
 		wantReason, wantMessage string
 	}{
