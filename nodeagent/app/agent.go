@@ -160,8 +160,10 @@ func NewAgent(c client.Client, o AgentOptions, version string, clk clock.Passive
 		hostProc = filepath.Join(o.HostRoot, "proc")
 	}
 	return &agent.Agent{
-		Kubelet: func() kubelet.Result { return kubelet.Read(kubelet.Options{HostProc: hostProc, NodeName: o.NodeName}) },
-		Node:    o.NodeName, Client: c, Measurer: m, Clock: clk, Interval: o.Interval,
+		Kubelet: func() kubelet.Result {
+			return kubelet.Read(kubelet.Options{HostProc: hostProc, HostRoot: o.HostRoot, NodeName: o.NodeName})
+		},
+		Node: o.NodeName, Client: c, Measurer: m, Clock: clk, Interval: o.Interval,
 		Build: agent.BuildOptions{MaxContainers: o.MaxContainers, AgentVersion: version},
 		Write: agent.WriteOptions{ChangeFraction: o.ChangeFraction, Heartbeat: o.Heartbeat},
 		Log:   ctrl.Log.WithName("agent"),

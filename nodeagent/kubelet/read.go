@@ -32,6 +32,10 @@ const (
 type Options struct {
 	// HostProc is the host's /proc (the host PID namespace's, so the agent needs hostPID).
 	HostProc string
+	// HostRoot is where the host's / is visible ("" or "/": this process's own). The kubelet's
+	// files are read through it when its /proc/<pid>/root cannot be opened (a security
+	// module refusing ptrace access to the kubelet).
+	HostRoot string
 	// NodeName is this node's name; it tells this node's kubelet from others (its
 	// --hostname-override) when the agent sees several.
 	NodeName string
@@ -62,7 +66,8 @@ func Defaults(why string) v1alpha1.KubeletEviction {
 // Read finds the node's kubelet process under o.HostProc and reads its hard eviction
 // thresholds from its command line and the configuration files it names, through the
 // process's root directory (HostProc/<pid>/root: the files as the kubelet sees them, also
-// when it runs in a container of its own). Symbolic links are resolved inside that root.
+// when it runs in a container of its own), or through o.HostRoot when that cannot be opened.
+// Symbolic links are resolved inside that root.
 // Read never fails: a kubelet it cannot find or a configuration it cannot read is reported
 // with the kubelet's defaults (source Defaults) and a message saying why.
 func Read(o Options) Result {
@@ -81,7 +86,15 @@ func Read(o Options) Result {
 	}
 	root, err := openRoot(filepath.Join(o.HostProc, strconv.Itoa(p.PID), "root"))
 	if err != nil {
-		return Result{Eviction: Defaults(fmt.Sprintf("%s: %v", who, err))}
+		hostRoot := o.HostRoot
+		if hostRoot == "" {
+			hostRoot = "/"
+		}
+		var herr error
+		if root, herr = openRoot(hostRoot); herr != nil {
+			return Result{Eviction: Defaults(fmt.Sprintf("%s: %v", who, err))}
+		}
+		who += fmt.Sprintf(" (files read through the host root %s: %v)", hostRoot, err)
 	}
 	defer root.close()
 	res := Result{}

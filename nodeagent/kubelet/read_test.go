@@ -180,6 +180,19 @@ func TestRead(t *testing.T) {
 				ImagefsAvailable: "15%", ImagefsInodesFree: "5%"},
 		},
 
+		"its /proc root not readable: through the host root": {
+			setup: func(h *host) {
+				kubeadm(h)
+				h.write("root/var/lib/kubelet/config.yaml", kubeadmConfig)
+				if err := os.Remove(filepath.Join(h.proc, "4242", "root")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: v1alpha1.KubeletEviction{Source: v1alpha1.KubeletEvictionConfigFile, NodefsAvailable: "10%", NodefsInodesFree: "5%",
+				ImagefsAvailable: "15%", ImagefsInodesFree: "5%"},
+			wantMessage: "kubelet PID 4242 (files read through the host root ROOT: opening its root directory PROC/4242/root: no such file or directory): read --config",
+		},
+
 		// What cannot be read is reported, with the defaults.
 		"no kubelet": {
 			setup: func(h *host) {
@@ -271,13 +284,13 @@ func TestRead(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			h := newHost(t)
 			tc.setup(h)
-			got := Read(Options{HostProc: h.proc, NodeName: "node-a"})
+			got := Read(Options{HostProc: h.proc, HostRoot: h.root, NodeName: "node-a"})
 			msg := got.Eviction.Message
 			got.Eviction.Message, tc.want.Message = "", ""
 			if d := cmp.Diff(tc.want, got.Eviction); d != "" {
 				t.Errorf("Read() thresholds mismatch (-want +got):\n%s\nmessage: %s", d, msg)
 			}
-			if want := strings.ReplaceAll(tc.wantMessage, "PROC", h.proc); !strings.Contains(msg, want) {
+			if want := strings.NewReplacer("PROC", h.proc, "ROOT", h.root).Replace(tc.wantMessage); !strings.Contains(msg, want) {
 				t.Errorf("message = %q, want it to contain %q", msg, want)
 			}
 			wantDev := ""
