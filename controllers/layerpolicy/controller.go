@@ -89,6 +89,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	p.Status.LastActions = LastActions(offloads, remediated)
 	pods, nodes, err := r.evaluateSelected(ctx, p)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -100,7 +101,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	if problem != nil {
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, problem.Reason, problem.Message
 	}
-	p.Status.LastActions = LastActions(offloads, remediated)
 
 	counts := Counts(p.Name, pods)
 	if ready.Status == metav1.ConditionTrue {
