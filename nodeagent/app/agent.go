@@ -52,7 +52,7 @@ func (o *AgentOptions) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("layerkeeper agent", flag.ContinueOnError)
 	fs.StringVar(&o.NodeName, "node-name", os.Getenv("NODE_NAME"), "Name of this node (default $NODE_NAME); the report is named after it.")
 	fs.StringVar(&o.HostRoot, "host-root", "/", "Where the node's / is mounted in the agent's container (e.g. /host).")
-	fs.StringVar(&o.HostProc, "host-proc", "", "The node's /proc (default <host-root>/proc; needs hostPID). The kubelet's eviction thresholds are read from its process there.")
+	fs.StringVar(&o.HostProc, "host-proc", "", "The node's /proc (default <host-root>/proc; needs hostPID).")
 	fs.DurationVar(&o.Interval, "interval", 30*time.Second, "Time between measuring passes.")
 	fs.DurationVar(&o.Heartbeat, "heartbeat", 5*time.Minute, "Longest time between report writes when no figure moves.")
 	fs.Float64Var(&o.ChangeFraction, "change-fraction", 0.05, "Relative move of a container's bytes or a filesystem's free space that makes a report write.")
