@@ -102,7 +102,9 @@ const (
 	// or one without the required keys.
 	ReasonCredentialsSecretNotFound = "CredentialsSecretNotFound"
 	// ReasonInvalidNodePressure: spec.nodePressure sits at or below the kubelet's own eviction
-	// threshold, so the kubelet would evict before layerkeeper acts.
+	// threshold on a node running a selected pod (as its NodeLayerReport says; the kubelet's
+	// defaults when no such node reports one), so there the kubelet would evict before
+	// layerkeeper acts. The message names the nodes.
 	ReasonInvalidNodePressure = "InvalidNodePressure"
 	// ReasonBucketUnreachable: offloads to the bucket failed (missing bucket, wrong
 	// credentials, endpoint unreachable). Also the reason of a LayerOffload's Failed

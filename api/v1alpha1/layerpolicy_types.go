@@ -127,15 +127,18 @@ type Thresholds struct {
 type NodePressure struct {
 	// minAvailablePercent is the share of the node filesystem's capacity that must stay free.
 	// Below it the largest covered containers on the node escalate as if over their offload
-	// (and, if still short, restart) threshold. It must sit above the kubelet's own
-	// nodefs.available eviction threshold (10% by default), or the kubelet acts first.
+	// (and, if still short, restart) threshold. It must sit above the kubelet's own eviction
+	// threshold for that filesystem (nodefs.available, 10% by default, or imagefs.available
+	// on a separate runtime filesystem), or the kubelet acts first: the Ready condition names
+	// the nodes running selected pods whose reported thresholds it does not clear.
 	// +required
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=99
 	MinAvailablePercent int32 `json:"minAvailablePercent"`
 
-	// minInodesFreePercent is the same margin for inodes (the kubelet's default
-	// nodefs.inodesFree threshold is 5%). Unset, inodes are not watched.
+	// minInodesFreePercent is the same margin for inodes, checked the same way against the
+	// kubelet's nodefs.inodesFree (5% by default) or imagefs.inodesFree. Unset, inodes are not
+	// watched.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=99

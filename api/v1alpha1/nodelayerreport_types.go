@@ -70,6 +70,13 @@ type NodeLayerReportStatus struct {
 	// +optional
 	NodeAvailableBytes int64 `json:"nodeAvailableBytes,omitempty"`
 
+	// kubeletEviction is the node's kubelet hard eviction thresholds for the filesystems
+	// holding writable layers, as the agent read them from the kubelet's command line and
+	// configuration files. Unset (an older agent), the controller assumes the kubelet's
+	// defaults.
+	// +optional
+	KubeletEviction *KubeletEviction `json:"kubeletEviction,omitempty"`
+
 	// containers are the containers with a writable layer, largest first. Pod sandboxes are
 	// left out.
 	// +optional
@@ -103,6 +110,83 @@ type FilesystemUsage struct {
 	// inodesFree is the number of free inodes.
 	// +optional
 	InodesFree int64 `json:"inodesFree,omitempty"`
+	// kubeletFilesystem says which of the kubelet's filesystems this is, and so which
+	// thresholds of kubeletEviction apply to the writable layers on it: nodefs when it holds
+	// the kubelet's root directory, imagefs when it is a separate filesystem of the container
+	// runtime (the kubelet then counts writable layers with the images). Unset when the
+	// agent could not tell; the controller then applies the nodefs thresholds.
+	// +optional
+	KubeletFilesystem KubeletFilesystem `json:"kubeletFilesystem,omitempty"`
+}
+
+// KubeletFilesystem names one of the kubelet's filesystems, as its eviction signals do.
+// +kubebuilder:validation:Enum=nodefs;imagefs
+type KubeletFilesystem string
+
+const (
+	// KubeletNodefs is the filesystem of the kubelet's root directory (signals nodefs.*).
+	KubeletNodefs KubeletFilesystem = "nodefs"
+	// KubeletImagefs is the container runtime's filesystem when it is separate from nodefs
+	// (signals imagefs.*).
+	KubeletImagefs KubeletFilesystem = "imagefs"
+)
+
+// KubeletEvictionSource says where the agent found its kubelet's hard eviction thresholds.
+// +kubebuilder:validation:Enum=ConfigFile;Flags;Defaults
+type KubeletEvictionSource string
+
+const (
+	// KubeletEvictionConfigFile: the kubelet's configuration, its --config file merged with
+	// the drop-ins of --config-dir (with the kubelet's defaults where the configuration
+	// leaves evictionHard unset, or sets mergeDefaultEvictionSettings).
+	KubeletEvictionConfigFile KubeletEvictionSource = "ConfigFile"
+	// KubeletEvictionFlags: the kubelet's command line, whose --eviction-hard replaces every
+	// threshold of the configuration; also a kubelet run with neither --config, --config-dir
+	// nor --eviction-hard, which has no hard eviction thresholds at all.
+	KubeletEvictionFlags KubeletEvictionSource = "Flags"
+	// KubeletEvictionDefaults: the agent could not read the kubelet's configuration (message
+	// says why) and reports the kubelet's defaults.
+	KubeletEvictionDefaults KubeletEvictionSource = "Defaults"
+)
+
+// KubeletEviction is the kubelet's hard eviction thresholds on its filesystem signals. Each
+// threshold is the free amount under which the kubelet evicts pods (1 s grace period, no
+// PodDisruptionBudget), as the kubelet expresses it: a percentage of the filesystem's capacity
+// ("10%", "7.5%") or a quantity ("2Gi" of free space, "100k" free inodes). An unset threshold
+// means the kubelet has none for that signal.
+type KubeletEviction struct {
+	// source says where the thresholds come from: ConfigFile, Flags, or Defaults when the
+	// kubelet's configuration could not be read.
+	// +required
+	Source KubeletEvictionSource `json:"source"`
+
+	// nodefsAvailable is evictionHard nodefs.available: free space of the kubelet's root
+	// filesystem.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	NodefsAvailable string `json:"nodefsAvailable,omitempty"`
+
+	// nodefsInodesFree is evictionHard nodefs.inodesFree: free inodes of that filesystem.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	NodefsInodesFree string `json:"nodefsInodesFree,omitempty"`
+
+	// imagefsAvailable is evictionHard imagefs.available: free space of the container
+	// runtime's filesystem when it is separate from the root filesystem.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	ImagefsAvailable string `json:"imagefsAvailable,omitempty"`
+
+	// imagefsInodesFree is evictionHard imagefs.inodesFree: free inodes of that filesystem.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	ImagefsInodesFree string `json:"imagefsInodesFree,omitempty"`
+
+	// message says what the agent read (the kubelet's process, files and flags) or why it
+	// could not.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
 }
 
 // ContainerLayer is one container's writable layer.

@@ -332,7 +332,10 @@ func TestNodeLayerReportStatusRoundTrip(t *testing.T) {
 		Runtimes:       []v1alpha1.Runtime{v1alpha1.RuntimeContainerd},
 		ContainerCount: 1,
 		TotalBytes:     4096,
-		Filesystems:    []v1alpha1.FilesystemUsage{{Path: "/var/lib/containerd", CapacityBytes: 100, AvailableBytes: 50}},
+		Filesystems: []v1alpha1.FilesystemUsage{{Path: "/var/lib/containerd", CapacityBytes: 100, AvailableBytes: 50,
+			KubeletFilesystem: v1alpha1.KubeletImagefs}},
+		KubeletEviction: &v1alpha1.KubeletEviction{Source: v1alpha1.KubeletEvictionConfigFile, NodefsAvailable: "10%",
+			NodefsInodesFree: "5%", ImagefsAvailable: "2Gi", Message: "read /var/lib/kubelet/config.yaml"},
 		Containers: []v1alpha1.ContainerLayer{{
 			Runtime: v1alpha1.RuntimeContainerd, ContainerID: "abc", State: v1alpha1.ContainerRunning,
 			Namespace: "default", Pod: "p", Container: "c", Bytes: 4096,
@@ -352,10 +355,23 @@ func TestNodeLayerReportStatusRoundTrip(t *testing.T) {
 	if diff := cmp.Diff(r.Status, got.Status); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}
-	bad := got.DeepCopy()
-	bad.Status.Containers[0].State = "Paused"
-	if err := c.Status().Update(ctx, bad); err == nil || !strings.Contains(err.Error(), "status.containers[0].state") {
-		t.Errorf("a bad container state was not rejected naming the field: %v", err)
+	for field, mutate := range map[string]func(*v1alpha1.NodeLayerReportStatus){
+		"status.containers[0].state":              func(s *v1alpha1.NodeLayerReportStatus) { s.Containers[0].State = "Paused" },
+		"status.kubeletEviction.source":           func(s *v1alpha1.NodeLayerReportStatus) { s.KubeletEviction.Source = "Configz" },
+		"status.kubeletEviction.nodefsAvailable":  func(s *v1alpha1.NodeLayerReportStatus) { s.KubeletEviction.NodefsAvailable = strings.Repeat("9", 33) },
+		"status.kubeletEviction.message":          func(s *v1alpha1.NodeLayerReportStatus) { s.KubeletEviction.Message = strings.Repeat("x", 1025) },
+		"status.filesystems[0].kubeletFilesystem": func(s *v1alpha1.NodeLayerReportStatus) { s.Filesystems[0].KubeletFilesystem = "rootfs" },
+	} {
+		bad := got.DeepCopy()
+		mutate(&bad.Status)
+		if err := c.Status().Update(ctx, bad); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("a bad %s was not rejected naming the field: %v", field, err)
+		}
+	}
+	missing := toUnstructured(t, got, "NodeLayerReport")
+	unstructured.RemoveNestedField(missing.Object, "status", "kubeletEviction", "source")
+	if err := c.Status().Update(ctx, missing); err == nil || !strings.Contains(err.Error(), "status.kubeletEviction.source") {
+		t.Errorf("kubeletEviction without a source was not rejected naming the field: %v", err)
 	}
 }
 

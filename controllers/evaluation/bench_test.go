@@ -134,7 +134,7 @@ func evaluateCluster(c *cluster, now time.Time) map[v1alpha1.LayerState]int {
 			selected = append(selected, ps)
 			cands = append(cands, NodeCandidates(pods[i], ps)...)
 		}
-		plan := PlanNodePressure(r.Status.Filesystems, cands)
+		plan := PlanNodePressure(r.Status.Filesystems, cands, DefaultKubeletThresholds())
 		for i := range pods {
 			d := Evaluate(Input{Policies: selected[i], Pod: pods[i], Now: now, NodePressure: plan})
 			counts[d.State]++

@@ -564,6 +564,8 @@ func message(pod *PodFigures, e *containerEval, othersOver int) string {
 			w("), under the ")
 			w(strconv.Itoa(int(*np.MinInodesFreePercent)))
 			w("% inode margin of policy ")
+			w(strconv.Quote(v.policy.Name))
+			kubeletThreshold(w, e.victim.Kubelet.Signal+".inodesFree", e.victim.Kubelet.InodesFree)
 		} else {
 			w(" has ")
 			w(percent(fs.AvailableBytes, fs.CapacityBytes))
@@ -574,8 +576,9 @@ func message(pod *PodFigures, e *containerEval, othersOver int) string {
 			w("), under the ")
 			w(strconv.Itoa(int(np.MinAvailablePercent)))
 			w("% margin of policy ")
+			w(strconv.Quote(v.policy.Name))
+			kubeletThreshold(w, e.victim.Kubelet.Signal+".available", e.victim.Kubelet.Available)
 		}
-		w(strconv.Quote(v.policy.Name))
 		w(", and it is among the node's largest containers: escalated to ")
 		w(string(v.state))
 	case v.predicted:

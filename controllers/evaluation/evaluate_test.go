@@ -608,7 +608,7 @@ func TestEvaluateNodePressure(t *testing.T) {
 			for _, p := range tc.pods {
 				cands = append(cands, NodeCandidates(p, tc.policies)...)
 			}
-			plan := PlanNodePressure([]v1alpha1.FilesystemUsage{tc.fs}, cands)
+			plan := PlanNodePressure([]v1alpha1.FilesystemUsage{tc.fs}, cands, DefaultKubeletThresholds())
 			got := Evaluate(Input{Policies: tc.policies, Pod: tc.pods[0], Now: now, NodePressure: plan})
 			if d := diffOf(tc.want, summarize(got)); d != "" {
 				t.Errorf("Evaluate() mismatch (-want +got):\n%s", d)
@@ -686,7 +686,27 @@ func TestEvaluateMessage(t *testing.T) {
 			policies: policies(makePolicy("p").NodePressure(15).ShipTo("/logs")),
 			pod:      makePod("web").Container("app", 10*Gi).Hot("/logs", 8*Gi).Obj(),
 			plan: func(p PodFigures, ps []*v1alpha1.LayerPolicy) *NodePressurePlan {
-				return PlanNodePressure([]v1alpha1.FilesystemUsage{fsUsage(8*Gi, 0)}, NodeCandidates(p, ps))
+				return PlanNodePressure([]v1alpha1.FilesystemUsage{fsUsage(8*Gi, 0)}, NodeCandidates(p, ps), DefaultKubeletThresholds())
+			},
+			want: `container "app" of pod "web" uses 10Gi of writable layer; node filesystem /var/lib/containerd has 8.0% free (8Gi of 100Gi), under the 15% margin of policy "p" (the kubelet evicts under nodefs.available 10%), and it is among the node's largest containers: escalated to offload; largest directory /logs (8Gi)`,
+		},
+		"node pressure on a separate runtime filesystem, under a quantity threshold": {
+			policies: policies(makePolicy("p").NodePressure(15).ShipTo("/logs")),
+			pod:      makePod("web").Container("app", 10*Gi).Hot("/logs", 8*Gi).Obj(),
+			plan: func(p PodFigures, ps []*v1alpha1.LayerPolicy) *NodePressurePlan {
+				fs := fsUsage(8*Gi, 0)
+				fs.KubeletFilesystem = v1alpha1.KubeletImagefs
+				th := DefaultKubeletThresholds()
+				th.ImagefsAvailable = EvictionThreshold{Text: "5Gi", Quantity: 5 * Gi}
+				return PlanNodePressure([]v1alpha1.FilesystemUsage{fs}, NodeCandidates(p, ps), th)
+			},
+			want: `container "app" of pod "web" uses 10Gi of writable layer; node filesystem /var/lib/containerd has 8.0% free (8Gi of 100Gi), under the 15% margin of policy "p" (the kubelet evicts under imagefs.available 5Gi), and it is among the node's largest containers: escalated to offload; largest directory /logs (8Gi)`,
+		},
+		"node pressure where the kubelet has no threshold": {
+			policies: policies(makePolicy("p").NodePressure(15).ShipTo("/logs")),
+			pod:      makePod("web").Container("app", 10*Gi).Hot("/logs", 8*Gi).Obj(),
+			plan: func(p PodFigures, ps []*v1alpha1.LayerPolicy) *NodePressurePlan {
+				return PlanNodePressure([]v1alpha1.FilesystemUsage{fsUsage(8*Gi, 0)}, NodeCandidates(p, ps), KubeletThresholds{})
 			},
 			want: `container "app" of pod "web" uses 10Gi of writable layer; node filesystem /var/lib/containerd has 8.0% free (8Gi of 100Gi), under the 15% margin of policy "p", and it is among the node's largest containers: escalated to offload; largest directory /logs (8Gi)`,
 		},
@@ -694,9 +714,9 @@ func TestEvaluateMessage(t *testing.T) {
 			policies: policies(makePolicy("p").NodePressure(5).InodeMargin(10)),
 			pod:      makePod("web").Container("app", 10*Gi).Inodes(90_000).Obj(),
 			plan: func(p PodFigures, ps []*v1alpha1.LayerPolicy) *NodePressurePlan {
-				return PlanNodePressure([]v1alpha1.FilesystemUsage{fsUsage(50*Gi, 50_000)}, NodeCandidates(p, ps))
+				return PlanNodePressure([]v1alpha1.FilesystemUsage{fsUsage(50*Gi, 50_000)}, NodeCandidates(p, ps), DefaultKubeletThresholds())
 			},
-			want: `container "app" of pod "web" uses 10Gi of writable layer; node filesystem /var/lib/containerd has 5.0% of its inodes free (50000 of 1000000), under the 10% inode margin of policy "p", and it is among the node's largest containers: escalated to restart`,
+			want: `container "app" of pod "web" uses 10Gi of writable layer; node filesystem /var/lib/containerd has 5.0% of its inodes free (50000 of 1000000), under the 10% inode margin of policy "p" (the kubelet evicts under nodefs.inodesFree 5%), and it is among the node's largest containers: escalated to restart`,
 		},
 		"stale": {
 			policies: policies(makePolicy("p").Warn("3Gi")),

@@ -10,55 +10,146 @@ import (
 	"github.com/layerkeeper/layerkeeper/api/v1alpha1"
 )
 
-// Kubelet eviction defaults (nodefs.available and nodefs.inodesFree), used when
-// KubeletThresholds leaves a field at zero.
-const (
-	DefaultKubeletNodefsAvailablePercent  = 10.0
-	DefaultKubeletNodefsInodesFreePercent = 5.0
-)
-
-// KubeletThresholds are the kubelet's hard eviction thresholds for the node filesystem, in
-// percent; zero fields mean the kubelet defaults.
-type KubeletThresholds struct {
-	// NodefsAvailablePercent is evictionHard nodefs.available (default 10).
-	NodefsAvailablePercent float64
-	// NodefsInodesFreePercent is evictionHard nodefs.inodesFree (default 5).
-	NodefsInodesFreePercent float64
+// NodeKubelet is one node's kubelet eviction thresholds with the filesystems they apply to.
+type NodeKubelet struct {
+	// Node is the node's name; empty for the kubelet's defaults standing in for every node.
+	Node string
+	// Thresholds are the node's reported thresholds, or the defaults when it reports none.
+	Thresholds KubeletThresholds
+	// Reported says the thresholds come from the node's report (status.kubeletEviction).
+	Reported bool
+	// Filesystems are the node's filesystems holding writable layers: their capacity turns a
+	// quantity threshold into a share, their kubeletFilesystem picks nodefs or imagefs.
+	Filesystems []v1alpha1.FilesystemUsage
 }
 
+// NodeKubeletOf reads a node's thresholds and filesystems from its report. A report without
+// status.kubeletEviction (an older agent) stands for the kubelet's defaults, as does a
+// threshold that does not parse.
+func NodeKubeletOf(r *v1alpha1.NodeLayerReport) NodeKubelet {
+	th, _ := KubeletThresholdsOf(r.Status.KubeletEviction)
+	return NodeKubelet{Node: r.Name, Thresholds: th, Reported: r.Status.KubeletEviction != nil, Filesystems: r.Status.Filesystems}
+}
+
+// maxNamedNodes bounds the nodes a ValidateNodePressure message names.
+const maxNamedNodes = 5
+
 // ValidateNodePressure reports a spec.nodePressure margin at or below the kubelet's own
-// eviction threshold: the kubelet would evict pods (1 s grace, no PodDisruptionBudget) before
-// layerkeeper acts. It returns nil when the policy has no nodePressure or the margins sit
-// above the kubelet's; the error is meant for the policy's Ready condition message.
-func ValidateNodePressure(policy *v1alpha1.LayerPolicy, kubelet KubeletThresholds) error {
+// eviction threshold on any of the nodes: there the kubelet evicts pods (1 s grace, no
+// PodDisruptionBudget) before layerkeeper acts. nodes are those that run pods the policy
+// selects; with none, the margins are checked against the kubelet's defaults. On each node
+// every filesystem holding writable layers is checked against the thresholds the kubelet
+// applies to it (nodefs or imagefs), a quantity threshold against the filesystem's capacity;
+// a node that reports no filesystem is checked on its nodefs percentages. It returns nil
+// when the policy has no nodePressure or every margin sits above every threshold; the error
+// is meant for the policy's Ready condition message and names at most five nodes.
+func ValidateNodePressure(policy *v1alpha1.LayerPolicy, nodes []NodeKubelet) error {
 	if policy == nil || policy.Spec.NodePressure == nil {
 		return nil
 	}
 	np := policy.Spec.NodePressure
-	avail := kubelet.NodefsAvailablePercent
-	if avail <= 0 {
-		avail = DefaultKubeletNodefsAvailablePercent
-	}
-	inodes := kubelet.NodefsInodesFreePercent
-	if inodes <= 0 {
-		inodes = DefaultKubeletNodefsInodesFreePercent
+	if len(nodes) == 0 {
+		nodes = []NodeKubelet{{Thresholds: DefaultKubeletThresholds()}}
 	}
 	var errs []error
-	if float64(np.MinAvailablePercent) <= avail {
-		errs = append(errs, fmt.Errorf("spec.nodePressure.minAvailablePercent (%d%%) must be above the kubelet's nodefs.available eviction threshold (%s%%), or the kubelet evicts pods before layerkeeper acts",
-			np.MinAvailablePercent, trimFloat(avail)))
+	if err := validateMargin(nodes, "minAvailablePercent", np.MinAvailablePercent, PressureBytes); err != nil {
+		errs = append(errs, err)
 	}
-	if np.MinInodesFreePercent != nil && float64(*np.MinInodesFreePercent) <= inodes {
-		errs = append(errs, fmt.Errorf("spec.nodePressure.minInodesFreePercent (%d%%) must be above the kubelet's nodefs.inodesFree eviction threshold (%s%%), or the kubelet evicts pods before layerkeeper acts",
-			*np.MinInodesFreePercent, trimFloat(inodes)))
+	if np.MinInodesFreePercent != nil {
+		if err := validateMargin(nodes, "minInodesFreePercent", *np.MinInodesFreePercent, PressureInodes); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
 
-func trimFloat(f float64) string {
-	s := fmt.Sprintf("%.2f", f)
-	s = strings.TrimRight(s, "0")
-	return strings.TrimSuffix(s, ".")
+// validateMargin checks one margin on every node and words the nodes where it does not hold.
+func validateMargin(nodes []NodeKubelet, field string, margin int32, res PressureResource) error {
+	var bad []string
+	for i := range nodes {
+		if v, ok := marginViolation(&nodes[i], margin, res); ok {
+			bad = append(bad, v)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	if len(nodes) == 1 && nodes[0].Node == "" {
+		return fmt.Errorf("spec.nodePressure.%s (%d%%) must be above the kubelet's eviction threshold (%s; no node running a selected pod reports its own), or the kubelet evicts pods before layerkeeper acts",
+			field, margin, bad[0])
+	}
+	named := bad[:min(len(bad), maxNamedNodes)]
+	more := ""
+	if len(bad) > len(named) {
+		more = fmt.Sprintf(" and %d more", len(bad)-len(named))
+	}
+	return fmt.Errorf("spec.nodePressure.%s (%d%%) must be above the kubelet's eviction threshold, or the kubelet evicts pods before layerkeeper acts; it is not on %d of the %d nodes running selected pods: %s%s",
+		field, margin, len(bad), len(nodes), strings.Join(named, ", "), more)
+}
+
+// marginViolation returns how the node's kubelet threshold meets or exceeds the margin, for
+// the first filesystem (by path) where it does: "node-a (nodefs.available 15%)", "node-b
+// (imagefs.available 2Gi, 20.0% of /var/lib/containerd)". The kubelet evicts while free <
+// threshold and layerkeeper acts while free < margin, so the margin holds only strictly above.
+func marginViolation(n *NodeKubelet, margin int32, res PressureResource) (string, bool) {
+	check := func(th FilesystemThresholds, fs *v1alpha1.FilesystemUsage) (string, bool) {
+		t, suffix := th.Available, ".available"
+		if res == PressureInodes {
+			t, suffix = th.InodesFree, ".inodesFree"
+		}
+		if t.IsZero() {
+			return "", false
+		}
+		capacity := int64(0)
+		if fs != nil {
+			capacity = fs.CapacityBytes
+			if res == PressureInodes {
+				capacity = fs.Inodes
+			}
+		}
+		var bad bool
+		detail := t.Text
+		switch {
+		case capacity > 0:
+			bad = percentOf(capacity, margin) <= t.Of(capacity)
+			if t.Quantity > 0 {
+				detail += ", " + percent(t.Quantity, capacity) + " of " + fs.Path
+			}
+		case t.Quantity > 0:
+			return "", false // no capacity to compare an absolute threshold with
+		default:
+			bad = float64(margin)/100 <= float64(t.Fraction)
+		}
+		if !bad {
+			return "", false
+		}
+		what := th.Signal + suffix + " " + detail
+		if !n.Reported {
+			what += ", the kubelet's default"
+		}
+		return what, true
+	}
+	var what string
+	var bad bool
+	if len(n.Filesystems) == 0 {
+		what, bad = check(n.Thresholds.For(v1alpha1.FilesystemUsage{}), nil)
+	}
+	for i := range n.Filesystems {
+		fs := &n.Filesystems[i]
+		if res == PressureInodes && fs.Inodes <= 0 {
+			continue // no fixed number of inodes: the kubelet has no inode signal there
+		}
+		if what, bad = check(n.Thresholds.For(*fs), fs); bad {
+			break
+		}
+	}
+	if !bad {
+		return "", false
+	}
+	if n.Node == "" {
+		return what, true
+	}
+	return n.Node + " (" + what + ")", true
 }
 
 // PressureDeficit returns how many bytes and inodes must be freed on fs to get back to the
@@ -199,6 +290,10 @@ type Victim struct {
 	Candidate
 	// FilesystemUsage is the filesystem whose margin is breached.
 	FilesystemUsage v1alpha1.FilesystemUsage
+	// Kubelet are the node's kubelet eviction thresholds on that filesystem: how far the
+	// node is from the kubelet's own, ungraceful evictions (for messages; the plan follows
+	// the policies' margins).
+	Kubelet FilesystemThresholds
 	// State is the highest state of its escalations.
 	State v1alpha1.LayerState
 	// Escalations are why it was picked, in the order of the plan.
@@ -249,7 +344,10 @@ func (p *NodePressurePlan) Victim(containerID string) *Victim {
 
 // PlanNodePressure picks, per filesystem of the node, the containers that escalate because
 // free space (or inodes) fell under the margin of the policies covering them. It returns nil
-// when no margin is breached.
+// when no margin is breached. kubelet are the node's kubelet eviction thresholds, carried to
+// each victim for its message: whom to escalate follows the margins alone (a margin at or
+// below the kubelet's threshold still acts, alongside the kubelet; the policy's Ready
+// condition says so).
 //
 // Rule, per filesystem and per resource (bytes, then inodes), candidates largest first:
 //  1. A candidate whose margin is breached escalates to offload when an offload can free
@@ -260,7 +358,7 @@ func (p *NodePressurePlan) Victim(containerID string) *Victim {
 //
 // The plan assumes an offload frees the measured hot-path bytes; the next report shows what
 // it really freed, and a new plan escalates further if the node is still short.
-func PlanNodePressure(fss []v1alpha1.FilesystemUsage, candidates []Candidate) *NodePressurePlan {
+func PlanNodePressure(fss []v1alpha1.FilesystemUsage, candidates []Candidate, kubelet KubeletThresholds) *NodePressurePlan {
 	var plan *NodePressurePlan
 	for fi := range fss {
 		fs := fss[fi]
@@ -285,7 +383,7 @@ func PlanNodePressure(fss []v1alpha1.FilesystemUsage, candidates []Candidate) *N
 					return
 				}
 			}
-			victims = append(victims, Victim{Candidate: *c, FilesystemUsage: fs, State: e.State, Escalations: []Escalation{e}})
+			victims = append(victims, Victim{Candidate: *c, FilesystemUsage: fs, Kubelet: kubelet.For(fs), State: e.State, Escalations: []Escalation{e}})
 		}
 		byBytes := func(a, b *Candidate) int {
 			return cmp.Or(cmp.Compare(b.Bytes, a.Bytes), strings.Compare(a.ContainerID, b.ContainerID))

@@ -1,6 +1,8 @@
 package evaluation
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 
 	"k8s.io/utils/ptr"
@@ -18,7 +20,7 @@ func byteEsc(state v1alpha1.LayerState, before int64) Escalation {
 }
 
 func victim(c Candidate, fs v1alpha1.FilesystemUsage, es ...Escalation) Victim {
-	v := Victim{Candidate: c, FilesystemUsage: fs, State: v1alpha1.StateOK, Escalations: es}
+	v := Victim{Candidate: c, FilesystemUsage: fs, Kubelet: DefaultKubeletThresholds().For(fs), State: v1alpha1.StateOK, Escalations: es}
 	for _, e := range es {
 		if StateRank(e.State) > StateRank(v.State) {
 			v.State = e.State
@@ -140,7 +142,7 @@ func TestPlanNodePressure(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			plan := PlanNodePressure(tc.fss, tc.cands)
+			plan := PlanNodePressure(tc.fss, tc.cands, DefaultKubeletThresholds())
 			if tc.want == nil {
 				if plan != nil {
 					t.Fatalf("PlanNodePressure() = %+v, want no plan", plan.Victims)
@@ -306,46 +308,169 @@ func TestPressureDeficit(t *testing.T) {
 }
 
 func TestValidateNodePressure(t *testing.T) {
+	const why = ", or the kubelet evicts pods before layerkeeper acts"
+	th := func(nodefs, nodefsInodes, imagefs, imagefsInodes string) KubeletThresholds {
+		t.Helper()
+		out, err := KubeletThresholdsOf(&v1alpha1.KubeletEviction{Source: v1alpha1.KubeletEvictionConfigFile,
+			NodefsAvailable: nodefs, NodefsInodesFree: nodefsInodes, ImagefsAvailable: imagefs, ImagefsInodesFree: imagefsInodes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	fs := func(path string, capacity, inodes int64, kfs v1alpha1.KubeletFilesystem) v1alpha1.FilesystemUsage {
+		return v1alpha1.FilesystemUsage{Path: path, CapacityBytes: capacity, AvailableBytes: capacity / 2, Inodes: inodes, InodesFree: inodes / 2, KubeletFilesystem: kfs}
+	}
+	root := fs("/", 100*Gi, 1_000_000, v1alpha1.KubeletNodefs)
+	node := func(name string, t KubeletThresholds, fss ...v1alpha1.FilesystemUsage) NodeKubelet {
+		return NodeKubelet{Node: name, Thresholds: t, Reported: true, Filesystems: fss}
+	}
+	many := func(n int) []NodeKubelet {
+		var out []NodeKubelet
+		for i := range n {
+			out = append(out, node(fmt.Sprintf("node-%d", i), th("15%", "5%", "15%", "5%"), root))
+		}
+		return out
+	}
 	cases := map[string]struct {
-		policy  *v1alpha1.LayerPolicy
-		kubelet KubeletThresholds
-		want    string // "" for no error
+		policy *v1alpha1.LayerPolicy
+		nodes  []NodeKubelet
+		want   string // "" for no error
 	}{
-		"nil policy":        {},
-		"no nodePressure":   {policy: makePolicy("p").Obj()},
-		"above the default": {policy: makePolicy("p").NodePressure(15).Obj()},
-		"at the default 10%": {
+		"nil policy":      {},
+		"no nodePressure": {policy: makePolicy("p").Obj(), nodes: many(1)},
+
+		// No node reports: the kubelet's defaults, as before nodes reported their own.
+		"no node: above the default": {policy: makePolicy("p").NodePressure(11).InodeMargin(6).Obj()},
+		"no node: at the default 10%": {
 			policy: makePolicy("p").NodePressure(10).Obj(),
-			want:   "spec.nodePressure.minAvailablePercent (10%) must be above the kubelet's nodefs.available eviction threshold (10%), or the kubelet evicts pods before layerkeeper acts",
+			want:   "spec.nodePressure.minAvailablePercent (10%) must be above the kubelet's eviction threshold (nodefs.available 10%, the kubelet's default; no node running a selected pod reports its own)" + why,
 		},
-		"below a configured kubelet threshold": {
-			policy:  makePolicy("p").NodePressure(12).Obj(),
-			kubelet: KubeletThresholds{NodefsAvailablePercent: 12.5},
-			want:    "spec.nodePressure.minAvailablePercent (12%) must be above the kubelet's nodefs.available eviction threshold (12.5%), or the kubelet evicts pods before layerkeeper acts",
+		"no node: both margins too low": {
+			policy: makePolicy("p").NodePressure(3).InodeMargin(5).Obj(),
+			want: "spec.nodePressure.minAvailablePercent (3%) must be above the kubelet's eviction threshold (nodefs.available 10%, the kubelet's default; no node running a selected pod reports its own)" + why + "\n" +
+				"spec.nodePressure.minInodesFreePercent (5%) must be above the kubelet's eviction threshold (nodefs.inodesFree 5%, the kubelet's default; no node running a selected pod reports its own)" + why,
 		},
-		"above a lowered kubelet threshold": {
-			policy:  makePolicy("p").NodePressure(6).Obj(),
-			kubelet: KubeletThresholds{NodefsAvailablePercent: 5},
+
+		"a node's own threshold above the margin": {
+			policy: makePolicy("p").NodePressure(12).Obj(),
+			nodes:  []NodeKubelet{node("node-a", th("12.5%", "5%", "15%", "5%"), root)},
+			want:   "spec.nodePressure.minAvailablePercent (12%) must be above the kubelet's eviction threshold" + why + "; it is not on 1 of the 1 nodes running selected pods: node-a (nodefs.available 12.5%)",
 		},
-		"inode margin at the default 5%": {
-			policy: makePolicy("p").NodePressure(15).InodeMargin(5).Obj(),
-			want:   "spec.nodePressure.minInodesFreePercent (5%) must be above the kubelet's nodefs.inodesFree eviction threshold (5%), or the kubelet evicts pods before layerkeeper acts",
+		"a node's own threshold below the default holds a lower margin": {
+			policy: makePolicy("p").NodePressure(6).Obj(),
+			nodes:  []NodeKubelet{node("node-a", th("5%", "5%", "15%", "5%"), root)},
 		},
-		"both margins too low": {
-			policy: makePolicy("p").NodePressure(3).InodeMargin(2).Obj(),
-			want: "spec.nodePressure.minAvailablePercent (3%) must be above the kubelet's nodefs.available eviction threshold (10%), or the kubelet evicts pods before layerkeeper acts\n" +
-				"spec.nodePressure.minInodesFreePercent (2%) must be above the kubelet's nodefs.inodesFree eviction threshold (5%), or the kubelet evicts pods before layerkeeper acts",
+		"a node reporting no thresholds counts with the defaults": {
+			policy: makePolicy("p").NodePressure(8).Obj(),
+			nodes:  []NodeKubelet{{Node: "old-agent", Thresholds: DefaultKubeletThresholds(), Filesystems: []v1alpha1.FilesystemUsage{root}}},
+			want:   "spec.nodePressure.minAvailablePercent (8%) must be above the kubelet's eviction threshold" + why + "; it is not on 1 of the 1 nodes running selected pods: old-agent (nodefs.available 10%, the kubelet's default)",
+		},
+		"a kubelet without hard eviction thresholds takes any margin": {
+			policy: makePolicy("p").NodePressure(1).InodeMargin(1).Obj(),
+			nodes:  []NodeKubelet{node("node-a", KubeletThresholds{}, root)},
+		},
+		"some nodes but not others: the nodes named, with the filesystem a quantity is measured on": {
+			policy: makePolicy("p").NodePressure(12).Obj(),
+			nodes: []NodeKubelet{
+				node("node-a", th("15%", "5%", "15%", "5%"), root),
+				node("node-b", th("10%", "5%", "15%", "5%"), root),
+				node("node-c", th("10%", "5%", "2Gi", "5%"), root, fs("/var/lib/containerd", 10*Gi, 0, v1alpha1.KubeletImagefs)),
+			},
+			want: "spec.nodePressure.minAvailablePercent (12%) must be above the kubelet's eviction threshold" + why +
+				"; it is not on 2 of the 3 nodes running selected pods: node-a (nodefs.available 15%), node-c (imagefs.available 2Gi, 20.0% of /var/lib/containerd)",
+		},
+		"the imagefs thresholds apply to a separate runtime filesystem, not the nodefs ones": {
+			policy: makePolicy("p").NodePressure(10).InodeMargin(6).Obj(),
+			nodes:  []NodeKubelet{node("node-a", th("50%", "50%", "5%", "5%"), fs("/var/lib/containerd", 100*Gi, 1_000_000, v1alpha1.KubeletImagefs))},
+		},
+		"a filesystem the agent could not place counts as nodefs": {
+			policy: makePolicy("p").NodePressure(12).Obj(),
+			nodes:  []NodeKubelet{node("node-a", th("15%", "5%", "5%", "5%"), fs("/", 100*Gi, 0, ""))},
+			want:   "spec.nodePressure.minAvailablePercent (12%) must be above the kubelet's eviction threshold" + why + "; it is not on 1 of the 1 nodes running selected pods: node-a (nodefs.available 15%)",
+		},
+		"a quantity threshold small against the filesystem": {
+			policy: makePolicy("p").NodePressure(5).Obj(),
+			nodes:  []NodeKubelet{node("node-a", th("1Gi", "5%", "15%", "5%"), root)},
+		},
+		"a quantity threshold exactly at the margin does not hold": {
+			policy: makePolicy("p").NodePressure(10).Obj(),
+			nodes:  []NodeKubelet{node("node-a", th("10Gi", "5%", "15%", "5%"), root)},
+			want:   "spec.nodePressure.minAvailablePercent (10%) must be above the kubelet's eviction threshold" + why + "; it is not on 1 of the 1 nodes running selected pods: node-a (nodefs.available 10Gi, 10.0% of /)",
+		},
+		"a quantity threshold one byte under the margin holds": {
+			policy: makePolicy("p").NodePressure(10).Obj(),
+			nodes:  []NodeKubelet{node("node-a", th(fmt.Sprint(10*Gi-1), "5%", "15%", "5%"), root)},
+		},
+		"a quantity threshold with no filesystem to measure it on is not judged": {
+			policy: makePolicy("p").NodePressure(5).Obj(),
+			nodes:  []NodeKubelet{node("node-a", th("1Ti", "5%", "15%", "5%"))},
+		},
+		"a node with no filesystem is judged on its nodefs percentages": {
+			policy: makePolicy("p").NodePressure(5).Obj(),
+			nodes:  []NodeKubelet{node("node-a", th("7%", "5%", "15%", "5%"))},
+			want:   "spec.nodePressure.minAvailablePercent (5%) must be above the kubelet's eviction threshold" + why + "; it is not on 1 of the 1 nodes running selected pods: node-a (nodefs.available 7%)",
+		},
+		"inode margin against a quantity of inodes": {
+			policy: makePolicy("p").NodePressure(20).InodeMargin(10).Obj(),
+			nodes:  []NodeKubelet{node("node-a", th("10%", "200k", "15%", "5%"), root)},
+			want:   "spec.nodePressure.minInodesFreePercent (10%) must be above the kubelet's eviction threshold" + why + "; it is not on 1 of the 1 nodes running selected pods: node-a (nodefs.inodesFree 200k, 20.0% of /)",
+		},
+		"no inode signal on a filesystem without a fixed number of inodes": {
+			policy: makePolicy("p").NodePressure(20).InodeMargin(2).Obj(),
+			nodes:  []NodeKubelet{node("node-a", th("10%", "5%", "15%", "5%"), fs("/", 100*Gi, 0, v1alpha1.KubeletNodefs))},
+		},
+		"at most five nodes named": {
+			policy: makePolicy("p").NodePressure(12).Obj(),
+			nodes:  many(7),
+			want: "spec.nodePressure.minAvailablePercent (12%) must be above the kubelet's eviction threshold" + why + "; it is not on 7 of the 7 nodes running selected pods: " +
+				"node-0 (nodefs.available 15%), node-1 (nodefs.available 15%), node-2 (nodefs.available 15%), node-3 (nodefs.available 15%), node-4 (nodefs.available 15%) and 2 more",
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			got := ""
-			if err := ValidateNodePressure(tc.policy, tc.kubelet); err != nil {
+			if err := ValidateNodePressure(tc.policy, tc.nodes); err != nil {
 				got = err.Error()
 			}
 			if d := diffOf(tc.want, got); d != "" {
 				t.Errorf("ValidateNodePressure() mismatch (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+func TestPlanNodePressureCarriesTheKubeletThresholds(t *testing.T) {
+	nodefs := fsUsage(8*Gi, 500_000)
+	imagefs := v1alpha1.FilesystemUsage{Path: "/var/lib/docker", CapacityBytes: 100 * Gi, AvailableBytes: 8 * Gi, KubeletFilesystem: v1alpha1.KubeletImagefs}
+	cands := []Candidate{cand("a", 10*Gi, 8*Gi, 15),
+		{ContainerID: "d", Filesystem: "/var/lib/docker", Bytes: 10 * Gi, OffloadableBytes: 8 * Gi, MinAvailablePercent: 15}}
+	th := KubeletThresholds{
+		NodefsAvailable:  EvictionThreshold{Text: "12%", Fraction: 0.12},
+		ImagefsAvailable: EvictionThreshold{Text: "2Gi", Quantity: 2 * Gi},
+	}
+	plan := PlanNodePressure([]v1alpha1.FilesystemUsage{nodefs, imagefs}, cands, th)
+	got := map[string]FilesystemThresholds{}
+	for _, v := range plan.Victims {
+		got[v.ContainerID] = v.Kubelet
+	}
+	want := map[string]FilesystemThresholds{
+		"a": {Signal: "nodefs", Available: th.NodefsAvailable},
+		"d": {Signal: "imagefs", Available: th.ImagefsAvailable},
+	}
+	if d := diffOf(want, got); d != "" {
+		t.Errorf("victims' kubelet thresholds mismatch (-want +got):\n%s", d)
+	}
+	// Whom the plan escalates follows the margins alone.
+	none := PlanNodePressure([]v1alpha1.FilesystemUsage{nodefs, imagefs}, cands, KubeletThresholds{})
+	strip := func(vs []Victim) []Victim {
+		out := slices.Clone(vs)
+		for i := range out {
+			out[i].Kubelet = FilesystemThresholds{}
+		}
+		return out
+	}
+	if d := diffOf(strip(plan.Victims), strip(none.Victims)); d != "" {
+		t.Errorf("the kubelet's thresholds changed the plan (-with +without):\n%s", d)
 	}
 }

@@ -138,7 +138,7 @@ func (g *Gatherer) nodePressurePlan(ctx context.Context, report *v1alpha1.NodeLa
 		}
 		candidates = append(candidates, evaluation.NodeCandidates(*pf, policies)...)
 	}
-	return evaluation.PlanNodePressure(report.Status.Filesystems, candidates), nil
+	return evaluation.PlanNodePressure(report.Status.Filesystems, candidates, evaluation.NodeKubeletOf(report).Thresholds), nil
 }
 
 // StaleIn returns how long until the report's figures go stale (for a requeue), or 0 when

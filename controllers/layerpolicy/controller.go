@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -39,7 +40,6 @@ type Reconciler struct {
 	Gatherer  *gather.Gatherer
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
-	Kubelet   evaluation.KubeletThresholds
 	// Pods and Workloads clean up after a deleted policy.
 	Pods      *podstate.Reconciler
 	Workloads []*workloadstatus.Reconciler
@@ -89,19 +89,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	problem := Validate(p, secret, r.Kubelet)
+	p.Status.LastActions = LastActions(offloads, remediated)
+	pods, nodes, err := r.evaluateSelected(ctx, p)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	problem := Validate(p, secret, nodes)
 	if problem == nil {
 		problem = BucketProblem(offloads)
 	}
 	if problem != nil {
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, problem.Reason, problem.Message
 	}
-	p.Status.LastActions = LastActions(offloads, remediated)
 
-	pods, err := r.evaluateSelected(ctx, p)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
 	counts := Counts(p.Name, pods)
 	if ready.Status == metav1.ConditionTrue {
 		ready.Message = fmt.Sprintf("the policy is valid; it selects %d pods, %d over a threshold", counts.MatchedPods, counts.OverLimitPods)
@@ -159,13 +159,15 @@ func (r *Reconciler) actions(ctx context.Context, p *v1alpha1.LayerPolicy) ([]v1
 	return offloads.Items, out, nil
 }
 
-// evaluateSelected evaluates every pod the policy selects.
-func (r *Reconciler) evaluateSelected(ctx context.Context, p *v1alpha1.LayerPolicy) ([]PodResult, error) {
+// evaluateSelected evaluates every pod the policy selects. nodes are the kubelet eviction
+// thresholds of the nodes running them (those with a report), sorted by name.
+func (r *Reconciler) evaluateSelected(ctx context.Context, p *v1alpha1.LayerPolicy) ([]PodResult, []evaluation.NodeKubelet, error) {
 	var list corev1.PodList
 	if err := r.Client.List(ctx, &list, client.InNamespace(p.Namespace)); err != nil {
-		return nil, fmt.Errorf("listing pods: %w", err)
+		return nil, nil, fmt.Errorf("listing pods: %w", err)
 	}
 	var out []PodResult
+	var nodes []evaluation.NodeKubelet
 	for i := range list.Items {
 		pod := &list.Items[i]
 		if !pod.DeletionTimestamp.IsZero() || !gather.Selects(p, pod) {
@@ -173,15 +175,19 @@ func (r *Reconciler) evaluateSelected(ctx context.Context, p *v1alpha1.LayerPoli
 		}
 		res, err := r.Gatherer.Evaluate(ctx, pod)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		pr := PodResult{Pod: pod.Name, Node: pod.Spec.NodeName, Decision: res.Decision}
 		for _, q := range res.Policies {
 			pr.Policies = append(pr.Policies, q.Name)
 		}
 		out = append(out, pr)
+		if res.Report != nil && !slices.ContainsFunc(nodes, func(n evaluation.NodeKubelet) bool { return n.Node == res.Report.Name }) {
+			nodes = append(nodes, evaluation.NodeKubeletOf(res.Report))
+		}
 	}
-	return out, nil
+	slices.SortFunc(nodes, func(a, b evaluation.NodeKubelet) int { return strings.Compare(a.Node, b.Node) })
+	return out, nodes, nil
 }
 
 // finalize removes what layerkeeper wrote because of the policy: the pods it annotated and
@@ -241,7 +247,50 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		})).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.policiesOfPod),
 			builder.WithPredicates(predicate.Or(predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		// A node's kubelet thresholds feed the Ready condition of the policies selecting its pods.
+		Watches(&v1alpha1.NodeLayerReport{}, handler.EnqueueRequestsFromMapFunc(r.policiesOfReport),
+			builder.WithPredicates(kubeletChanged{})).
 		Complete(r)
+}
+
+// kubeletChanged passes a report's creation and deletion, and updates that change what
+// ValidateNodePressure reads: the kubelet's thresholds and the filesystems they apply to.
+type kubeletChanged struct{ predicate.Funcs }
+
+func (kubeletChanged) Update(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*v1alpha1.NodeLayerReport)
+	n, ok2 := e.ObjectNew.(*v1alpha1.NodeLayerReport)
+	if !ok1 || !ok2 {
+		return false
+	}
+	if !equality.Semantic.DeepEqual(o.Status.KubeletEviction, n.Status.KubeletEviction) || len(o.Status.Filesystems) != len(n.Status.Filesystems) {
+		return true
+	}
+	for i, f := range n.Status.Filesystems {
+		g := o.Status.Filesystems[i]
+		if f.Path != g.Path || f.KubeletFilesystem != g.KubeletFilesystem || f.CapacityBytes != g.CapacityBytes || f.Inodes != g.Inodes {
+			return true
+		}
+	}
+	return false
+}
+
+// policiesOfReport returns the policies selecting a pod on the report's node.
+func (r *Reconciler) policiesOfReport(ctx context.Context, obj client.Object) []ctrl.Request {
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, client.MatchingFields{gather.PodNodeNameField: obj.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing pods of node", "node", obj.GetName())
+		return nil
+	}
+	var reqs []ctrl.Request
+	for i := range pods.Items {
+		for _, req := range r.policiesOfPod(ctx, &pods.Items[i]) {
+			if !slices.Contains(reqs, req) {
+				reqs = append(reqs, req)
+			}
+		}
+	}
+	return reqs
 }
 
 type deletionPredicate struct{ predicate.Funcs }

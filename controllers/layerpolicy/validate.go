@@ -17,8 +17,9 @@ import (
 type Problem struct{ Reason, Message string }
 
 // Validate checks what CEL cannot. secret is the credentials Secret (nil when not set or not
-// found). It returns nil for a usable policy.
-func Validate(p *v1alpha1.LayerPolicy, secret *corev1.Secret, kubelet evaluation.KubeletThresholds) *Problem {
+// found); nodes are the kubelet eviction thresholds of the nodes running the selected pods
+// (evaluation.ValidateNodePressure). It returns nil for a usable policy.
+func Validate(p *v1alpha1.LayerPolicy, secret *corev1.Secret, nodes []evaluation.NodeKubelet) *Problem {
 	if _, err := metav1.LabelSelectorAsSelector(&p.Spec.Selector); err != nil {
 		return &Problem{v1alpha1.ReasonInvalidSelector, fmt.Sprintf("spec.selector: %v", err)}
 	}
@@ -39,7 +40,7 @@ func Validate(p *v1alpha1.LayerPolicy, secret *corev1.Secret, kubelet evaluation
 			}
 		}
 	}
-	if err := evaluation.ValidateNodePressure(p, kubelet); err != nil {
+	if err := evaluation.ValidateNodePressure(p, nodes); err != nil {
 		return &Problem{v1alpha1.ReasonInvalidNodePressure, err.Error()}
 	}
 	return nil

@@ -1,8 +1,10 @@
 package layerpolicy
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -47,10 +49,24 @@ func TestValidate(t *testing.T) {
 		return p
 	}
 
+	kubelet := func(available, inodesFree string) *v1alpha1.KubeletEviction {
+		return &v1alpha1.KubeletEviction{Source: v1alpha1.KubeletEvictionConfigFile, NodefsAvailable: available, NodefsInodesFree: inodesFree}
+	}
+	// nodes are reports of nodes node-0, node-1, ... with a 100Gi filesystem of 1,000,000 inodes.
+	nodes := func(ks ...*v1alpha1.KubeletEviction) []evaluation.NodeKubelet {
+		var out []evaluation.NodeKubelet
+		for i, k := range ks {
+			r := builders.MakeReport(fmt.Sprintf("node-%d", i), time.Time{}, 100<<30, 50<<30).Obj()
+			r.Status.KubeletEviction = k
+			r.Status.Filesystems[0].Inodes, r.Status.Filesystems[0].InodesFree = 1_000_000, 500_000
+			out = append(out, evaluation.NodeKubeletOf(r))
+		}
+		return out
+	}
 	cases := map[string]struct {
-		policy  *v1alpha1.LayerPolicy
-		secret  *corev1.Secret
-		kubelet evaluation.KubeletThresholds
+		policy *v1alpha1.LayerPolicy
+		secret *corev1.Secret
+		nodes  []evaluation.NodeKubelet
 		// wantReason is "" for a valid policy; wantMessage a substring of the message.
 		wantReason, wantMessage string
 	}{
@@ -68,8 +84,10 @@ func TestValidate(t *testing.T) {
 		}()},
 		"node pressure above the kubelet default": {policy: base().NodePressure(11).Obj()},
 		"node pressure and inodes above defaults": {policy: inodes(15, 6)},
-		"node pressure above a custom kubelet threshold": {policy: base().NodePressure(16).Obj(),
-			kubelet: evaluation.KubeletThresholds{NodefsAvailablePercent: 15}},
+		"node pressure above a node's own kubelet threshold": {policy: base().NodePressure(16).Obj(),
+			nodes: nodes(kubelet("15%", "5%"))},
+		"node pressure above every node's threshold": {policy: base().NodePressure(8).Obj(),
+			nodes: nodes(kubelet("5%", "5%"), kubelet("7.5%", "5%"))},
 		"everything set and valid": {policy: func() *v1alpha1.LayerPolicy {
 			p := withS3("{{.Namespace}}/{{.OwnerKind}}/{{.Owner}}/{{.Pod}}/{{.PodUID}}/{{.Container}}/{{.Node}}/{{.Policy}}", "s3-creds")
 			p.Spec.NodePressure = &v1alpha1.NodePressure{MinAvailablePercent: 20, MinInodesFreePercent: ptr.To[int32](10)}
@@ -125,24 +143,24 @@ func TestValidate(t *testing.T) {
 		}(), wantReason: v1alpha1.ReasonCredentialsSecretNotFound, wantMessage: "not found"},
 
 		"node pressure at the kubelet default": {policy: base().NodePressure(10).Obj(),
-			wantReason: v1alpha1.ReasonInvalidNodePressure, wantMessage: "minAvailablePercent (10%) must be above the kubelet's nodefs.available eviction threshold (10%)"},
+			wantReason: v1alpha1.ReasonInvalidNodePressure, wantMessage: "minAvailablePercent (10%) must be above the kubelet's eviction threshold (nodefs.available 10%, the kubelet's default;"},
 		"node pressure below the kubelet default": {policy: base().NodePressure(5).Obj(),
 			wantReason: v1alpha1.ReasonInvalidNodePressure, wantMessage: "minAvailablePercent (5%)"},
-		"node pressure at a custom kubelet threshold": {policy: base().NodePressure(15).Obj(),
-			kubelet:    evaluation.KubeletThresholds{NodefsAvailablePercent: 15},
-			wantReason: v1alpha1.ReasonInvalidNodePressure, wantMessage: "(15%)"},
-		"node pressure below a fractional kubelet threshold": {policy: base().NodePressure(12).Obj(),
-			kubelet:    evaluation.KubeletThresholds{NodefsAvailablePercent: 12.5},
-			wantReason: v1alpha1.ReasonInvalidNodePressure, wantMessage: "(12.5%)"},
+		"node pressure at a node's own kubelet threshold": {policy: base().NodePressure(15).Obj(),
+			nodes:      nodes(kubelet("15%", "5%")),
+			wantReason: v1alpha1.ReasonInvalidNodePressure, wantMessage: "not on 1 of the 1 nodes running selected pods: node-0 (nodefs.available 15%)"},
+		"node pressure below one node's fractional threshold, above the other's": {policy: base().NodePressure(12).Obj(),
+			nodes:      nodes(kubelet("10%", "5%"), kubelet("12.5%", "5%")),
+			wantReason: v1alpha1.ReasonInvalidNodePressure, wantMessage: "not on 1 of the 2 nodes running selected pods: node-1 (nodefs.available 12.5%)"},
 		"inodes at the kubelet default": {policy: inodes(15, 5),
 			wantReason: v1alpha1.ReasonInvalidNodePressure, wantMessage: "minInodesFreePercent (5%)"},
-		"inodes below a custom kubelet threshold": {policy: inodes(15, 7),
-			kubelet:    evaluation.KubeletThresholds{NodefsInodesFreePercent: 8},
+		"inodes below a node's own threshold": {policy: inodes(15, 7),
+			nodes:      nodes(kubelet("10%", "8%")),
 			wantReason: v1alpha1.ReasonInvalidNodePressure, wantMessage: "minInodesFreePercent (7%)"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			got := Validate(tc.policy, tc.secret, tc.kubelet)
+			got := Validate(tc.policy, tc.secret, tc.nodes)
 			var gotReason, gotMessage string
 			if got != nil {
 				gotReason, gotMessage = got.Reason, got.Message

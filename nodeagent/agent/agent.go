@@ -19,6 +19,7 @@ import (
 	"github.com/layerkeeper/layerkeeper/api/v1alpha1"
 	"github.com/layerkeeper/layerkeeper/controllers/gather"
 	"github.com/layerkeeper/layerkeeper/nodeagent/discovery"
+	"github.com/layerkeeper/layerkeeper/nodeagent/kubelet"
 	"github.com/layerkeeper/layerkeeper/nodeagent/measure"
 )
 
@@ -45,6 +46,9 @@ type Agent struct {
 	Build    BuildOptions
 	Write    WriteOptions
 	Log      logr.Logger
+	// Kubelet reads the node's kubelet eviction thresholds for each report (kubelet.Read);
+	// nil leaves them out.
+	Kubelet func() kubelet.Result
 
 	last *v1alpha1.NodeLayerReportStatus
 }
@@ -107,7 +111,12 @@ func (a *Agent) Pass(ctx context.Context) error {
 		return fmt.Errorf("listing pods of node %s: %w", a.Node, err)
 	}
 	now := a.Clock.Now()
-	next := Build(res, pods.Items, now, a.Build)
+	var kr *kubelet.Result
+	if a.Kubelet != nil {
+		r := a.Kubelet()
+		kr = &r
+	}
+	next := Build(res, kr, pods.Items, now, a.Build)
 	recordMetrics(res, next)
 	if a.last == nil {
 		if prev, err := a.current(ctx); err != nil {

@@ -36,7 +36,7 @@ var (
 	}, []string{"path"})
 	reportWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "layerkeeper_report_writes_total",
-		Help: "NodeLayerReport writes, by reason (first, heartbeat, containers, bytes, filesystems, condition).",
+		Help: "NodeLayerReport writes, by reason (first, heartbeat, containers, bytes, filesystems, kubelet, condition).",
 	}, []string{"reason"})
 )
 

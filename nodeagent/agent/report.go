@@ -9,12 +9,14 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/layerkeeper/layerkeeper/api/v1alpha1"
 	"github.com/layerkeeper/layerkeeper/controllers/evaluation"
 	"github.com/layerkeeper/layerkeeper/nodeagent/discovery"
+	"github.com/layerkeeper/layerkeeper/nodeagent/kubelet"
 	"github.com/layerkeeper/layerkeeper/nodeagent/measure"
 	"github.com/layerkeeper/layerkeeper/nodeagent/scanner"
 )
@@ -66,7 +68,10 @@ func indexPods(pods []corev1.Pod) map[string]podRef {
 // Build turns one measuring pass into the report's status. Containers are joined with the
 // pods bound to the node by their Kubernetes container ID (or, before the pod status shows it,
 // by pod UID and container name from the runtime's identity); the output is deterministic.
-func Build(res measure.Result, pods []corev1.Pod, now time.Time, opts BuildOptions) v1alpha1.NodeLayerReportStatus {
+// kl is what the agent read of its kubelet (nil: nothing): its eviction thresholds, and which
+// filesystem is the kubelet's nodefs (any other holding writable layers is the runtime's
+// imagefs).
+func Build(res measure.Result, kl *kubelet.Result, pods []corev1.Pod, now time.Time, opts BuildOptions) v1alpha1.NodeLayerReportStatus {
 	limit := opts.MaxContainers
 	if limit <= 0 || limit > MaxContainers {
 		limit = MaxContainers
@@ -78,7 +83,11 @@ func Build(res measure.Result, pods []corev1.Pod, now time.Time, opts BuildOptio
 	st.ScanDuration = &metav1.Duration{Duration: res.Duration.Round(time.Millisecond)}
 	for _, f := range res.Filesystems {
 		st.Filesystems = append(st.Filesystems, v1alpha1.FilesystemUsage{Path: f.Path, CapacityBytes: f.CapacityBytes,
-			AvailableBytes: f.AvailableBytes, Inodes: f.Inodes, InodesFree: f.InodesFree})
+			AvailableBytes: f.AvailableBytes, Inodes: f.Inodes, InodesFree: f.InodesFree, KubeletFilesystem: kubeletFilesystem(kl, f.Device)})
+	}
+	if kl != nil {
+		ke := kl.Eviction
+		st.KubeletEviction = &ke
 	}
 	slices.SortFunc(st.Filesystems, func(a, b v1alpha1.FilesystemUsage) int { return strings.Compare(a.Path, b.Path) })
 	if len(st.Filesystems) > MaxFilesystems {
@@ -133,6 +142,19 @@ func Build(res measure.Result, pods []corev1.Pod, now time.Time, opts BuildOptio
 	}
 	meta.SetStatusCondition(&st.Conditions, cond)
 	return st
+}
+
+// kubeletFilesystem says which of the kubelet's filesystems the device is: nodefs when it
+// holds the kubelet's root directory, imagefs otherwise (the runtime's own filesystem), unset
+// when the kubelet's was not found.
+func kubeletFilesystem(kl *kubelet.Result, device string) v1alpha1.KubeletFilesystem {
+	switch {
+	case kl == nil || kl.NodefsDevice == "" || device == "":
+		return ""
+	case device == kl.NodefsDevice:
+		return v1alpha1.KubeletNodefs
+	}
+	return v1alpha1.KubeletImagefs
 }
 
 func layerOf(c measure.Container, idx map[string]podRef) v1alpha1.ContainerLayer {
@@ -235,6 +257,14 @@ func ShouldWrite(prev, next *v1alpha1.NodeLayerReportStatus, now time.Time, o Wr
 		if prev.Filesystems[i].Path != next.Filesystems[i].Path ||
 			moved(prev.Filesystems[i].AvailableBytes, next.Filesystems[i].AvailableBytes, o.ChangeFraction) {
 			return true, "filesystems"
+		}
+	}
+	if !equality.Semantic.DeepEqual(prev.KubeletEviction, next.KubeletEviction) {
+		return true, "kubelet"
+	}
+	for i := range next.Filesystems {
+		if prev.Filesystems[i].KubeletFilesystem != next.Filesystems[i].KubeletFilesystem {
+			return true, "kubelet"
 		}
 	}
 	pc := meta.FindStatusCondition(prev.Conditions, v1alpha1.ConditionScanned)

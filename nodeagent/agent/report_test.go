@@ -4,9 +4,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/layerkeeper/layerkeeper/api/v1alpha1"
+	"github.com/layerkeeper/layerkeeper/nodeagent/discovery"
+	"github.com/layerkeeper/layerkeeper/nodeagent/kubelet"
+	"github.com/layerkeeper/layerkeeper/nodeagent/measure"
 )
 
 func TestShouldWrite(t *testing.T) {
@@ -56,6 +60,18 @@ func TestShouldWrite(t *testing.T) {
 		{name: "scan became partial", prev: base(), after: time.Minute, mutate: func(s *v1alpha1.NodeLayerReportStatus) {
 			s.Conditions[0].Status, s.Conditions[0].Reason = metav1.ConditionFalse, v1alpha1.ReasonScanPartial
 		}, want: true, wantReason: "condition"},
+		{name: "the kubelet's thresholds appeared (a new agent)", prev: base(), after: time.Minute, mutate: func(s *v1alpha1.NodeLayerReportStatus) {
+			s.KubeletEviction = &v1alpha1.KubeletEviction{Source: v1alpha1.KubeletEvictionConfigFile, NodefsAvailable: "10%"}
+		}, want: true, wantReason: "kubelet"},
+		{name: "a kubelet threshold changed", prev: withKubelet(base(), "10%"), after: time.Minute, mutate: func(s *v1alpha1.NodeLayerReportStatus) {
+			withKubelet(s, "15%")
+		}, want: true, wantReason: "kubelet"},
+		{name: "the same kubelet thresholds", prev: withKubelet(base(), "10%"), after: time.Minute, mutate: func(s *v1alpha1.NodeLayerReportStatus) {
+			withKubelet(s, "10%")
+		}},
+		{name: "a filesystem turned out to be the kubelet's imagefs", prev: base(), after: time.Minute, mutate: func(s *v1alpha1.NodeLayerReportStatus) {
+			s.Filesystems[0].KubeletFilesystem = v1alpha1.KubeletImagefs
+		}, want: true, wantReason: "kubelet"},
 		{name: "heartbeat due", prev: base(), after: 5 * time.Minute, want: true, wantReason: "heartbeat"},
 		{name: "just before the heartbeat", prev: base(), after: 5*time.Minute - time.Second},
 	}
@@ -69,6 +85,48 @@ func TestShouldWrite(t *testing.T) {
 			got, reason := ShouldWrite(tc.prev, next, t0.Add(tc.after), WriteOptions{})
 			if got != tc.want || reason != tc.wantReason {
 				t.Errorf("ShouldWrite = %v %q, want %v %q", got, reason, tc.want, tc.wantReason)
+			}
+		})
+	}
+}
+
+func withKubelet(s *v1alpha1.NodeLayerReportStatus, nodefsAvailable string) *v1alpha1.NodeLayerReportStatus {
+	s.KubeletEviction = &v1alpha1.KubeletEviction{Source: v1alpha1.KubeletEvictionConfigFile, NodefsAvailable: nodefsAvailable,
+		Message: "kubelet PID 1: read --config /var/lib/kubelet/config.yaml"}
+	return s
+}
+
+func TestBuildKubelet(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	res := measure.Result{Started: now, Filesystems: []discovery.FS{
+		{Path: "/", Device: "8:1", CapacityBytes: 100 << 30},
+		{Path: "/var/lib/containerd", Device: "8:17", CapacityBytes: 500 << 30},
+	}}
+	ke := v1alpha1.KubeletEviction{Source: v1alpha1.KubeletEvictionConfigFile, NodefsAvailable: "10%", ImagefsAvailable: "2Gi"}
+	cases := map[string]struct {
+		kl       *kubelet.Result
+		wantKE   *v1alpha1.KubeletEviction
+		wantKFSs []v1alpha1.KubeletFilesystem
+	}{
+		"no kubelet read": {wantKFSs: []v1alpha1.KubeletFilesystem{"", ""}},
+		"nodefs unknown":  {kl: &kubelet.Result{Eviction: ke}, wantKE: &ke, wantKFSs: []v1alpha1.KubeletFilesystem{"", ""}},
+		"the root directory on the root disk": {kl: &kubelet.Result{Eviction: ke, NodefsDevice: "8:1"}, wantKE: &ke,
+			wantKFSs: []v1alpha1.KubeletFilesystem{v1alpha1.KubeletNodefs, v1alpha1.KubeletImagefs}},
+		"the root directory with the runtime": {kl: &kubelet.Result{Eviction: ke, NodefsDevice: "8:17"}, wantKE: &ke,
+			wantKFSs: []v1alpha1.KubeletFilesystem{v1alpha1.KubeletImagefs, v1alpha1.KubeletNodefs}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			st := Build(res, tc.kl, nil, now, BuildOptions{})
+			if d := cmp.Diff(tc.wantKE, st.KubeletEviction); d != "" {
+				t.Errorf("kubeletEviction mismatch (-want +got):\n%s", d)
+			}
+			var got []v1alpha1.KubeletFilesystem
+			for _, f := range st.Filesystems {
+				got = append(got, f.KubeletFilesystem)
+			}
+			if d := cmp.Diff(tc.wantKFSs, got); d != "" {
+				t.Errorf("kubeletFilesystem mismatch (-want +got):\n%s", d)
 			}
 		})
 	}

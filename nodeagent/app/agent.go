@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -22,6 +23,7 @@ import (
 	controllerapp "github.com/layerkeeper/layerkeeper/controllers/app"
 	"github.com/layerkeeper/layerkeeper/nodeagent/agent"
 	"github.com/layerkeeper/layerkeeper/nodeagent/discovery"
+	"github.com/layerkeeper/layerkeeper/nodeagent/kubelet"
 	"github.com/layerkeeper/layerkeeper/nodeagent/measure"
 	"github.com/layerkeeper/layerkeeper/nodeagent/offload"
 	"github.com/layerkeeper/layerkeeper/nodeagent/scanner"
@@ -164,7 +166,14 @@ func NewAgent(c client.Client, o AgentOptions, version string, clk clock.Passive
 		Workers:     o.Workers,
 		HotPathsFor: agent.HotPathsFor(c),
 	})
+	hostProc := o.HostProc
+	if hostProc == "" {
+		hostProc = filepath.Join(o.HostRoot, "proc")
+	}
 	return &agent.Agent{
+		Kubelet: func() kubelet.Result {
+			return kubelet.Read(kubelet.Options{HostProc: hostProc, HostRoot: o.HostRoot, NodeName: o.NodeName})
+		},
 		Node: o.NodeName, Client: c, Measurer: m, Clock: clk, Interval: o.Interval,
 		Build: agent.BuildOptions{MaxContainers: o.MaxContainers, AgentVersion: version},
 		Write: agent.WriteOptions{ChangeFraction: o.ChangeFraction, Heartbeat: o.Heartbeat},

@@ -15,6 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/layerkeeper/layerkeeper/api/v1alpha1"
+	"github.com/layerkeeper/layerkeeper/controllers/evaluation"
+	"github.com/layerkeeper/layerkeeper/nodeagent/kubelet"
 	"github.com/layerkeeper/layerkeeper/test/builders"
 	"github.com/layerkeeper/layerkeeper/test/framework"
 	"github.com/layerkeeper/layerkeeper/test/testenv"
@@ -58,6 +60,11 @@ func TestAgentWritesItsReport(t *testing.T) {
 		ContainerdSocket: socketFlag{set: true}, Runtimes: []v1alpha1.Runtime{v1alpha1.RuntimeContainerd},
 		ContainerdState: state, Top: 3, Workers: 1, ChangeFraction: 0.05, Heartbeat: 5 * time.Minute}, "test", clk)
 
+	// The kubelet, as the agent finds it in /proc: here a fake /proc whose kubelet's root is a
+	// scratch directory on the same filesystem as the layer.
+	a.Kubelet = fakeKubelet(t, "node-a", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"+
+		"mergeDefaultEvictionSettings: true\nevictionHard:\n  nodefs.available: 12%\n  imagefs.available: 2Gi\n")
+
 	report := func() *v1alpha1.NodeLayerReport {
 		t.Helper()
 		r := &v1alpha1.NodeLayerReport{}
@@ -98,6 +105,24 @@ func TestAgentWritesItsReport(t *testing.T) {
 	}
 	if r.Status.ContainerCount != 1 || r.Status.TotalBytes != entry.Bytes || len(r.Status.Filesystems) == 0 || r.Status.NodeAvailableBytes <= 0 {
 		t.Errorf("summary = count %d total %d fs %+v available %d", r.Status.ContainerCount, r.Status.TotalBytes, r.Status.Filesystems, r.Status.NodeAvailableBytes)
+	}
+	ke := r.Status.KubeletEviction
+	if ke == nil || ke.Source != v1alpha1.KubeletEvictionConfigFile || ke.NodefsAvailable != "12%" || ke.NodefsInodesFree != "5%" ||
+		ke.ImagefsAvailable != "2Gi" || ke.ImagefsInodesFree != "5%" || !strings.Contains(ke.Message, "read --config /var/lib/kubelet/config.yaml") {
+		t.Errorf("kubeletEviction = %+v, want the fake kubelet's 12%% and 2Gi merged with the defaults", ke)
+	}
+	layerFS := evaluation.FilesystemOf(r.Status.Filesystems, entry.UpperDir)
+	found := false
+	for _, f := range r.Status.Filesystems {
+		if f.Path == layerFS {
+			found = true
+			if f.KubeletFilesystem != v1alpha1.KubeletNodefs {
+				t.Errorf("filesystem %s holding the layer and the kubelet's root directory is %q, want nodefs", f.Path, f.KubeletFilesystem)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no filesystem of %+v holds the layer %s", r.Status.Filesystems, entry.UpperDir)
 	}
 
 	// Unchanged figures a minute later: no write.
@@ -158,4 +183,29 @@ func onlyMountsUnder(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return proc
+}
+
+// fakeKubelet reads, with kubelet.Read, a kubelet process of a fake /proc started with
+// --config=/var/lib/kubelet/config.yaml, whose root is a scratch directory holding config.
+func fakeKubelet(t *testing.T, node, config string) func() kubelet.Result {
+	t.Helper()
+	root, proc := t.TempDir(), t.TempDir()
+	for p, content := range map[string]string{
+		filepath.Join(root, "var", "lib", "kubelet", "config.yaml"): config,
+		filepath.Join(proc, "1", "comm"):                            "systemd\n",
+		filepath.Join(proc, "1", "cmdline"):                         "/sbin/init\x00",
+		filepath.Join(proc, "4242", "comm"):                         "kubelet\n",
+		filepath.Join(proc, "4242", "cmdline"):                      "/usr/bin/kubelet\x00--config=/var/lib/kubelet/config.yaml\x00--hostname-override=" + node + "\x00",
+	} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(root, filepath.Join(proc, "4242", "root")); err != nil {
+		t.Fatal(err)
+	}
+	return func() kubelet.Result { return kubelet.Read(kubelet.Options{HostProc: proc, NodeName: node}) }
 }

@@ -110,5 +110,16 @@ func (w *ReportWrapper) Container(pod *corev1.Pod, container string, bytes int64
 	return w
 }
 
+// KubeletEviction sets the node's kubelet hard eviction thresholds on nodefs, as read from its
+// configuration file, and marks the report's filesystem as the kubelet's nodefs.
+func (w *ReportWrapper) KubeletEviction(nodefsAvailable, nodefsInodesFree string) *ReportWrapper {
+	w.Status.KubeletEviction = &v1alpha1.KubeletEviction{Source: v1alpha1.KubeletEvictionConfigFile,
+		NodefsAvailable: nodefsAvailable, NodefsInodesFree: nodefsInodesFree}
+	for i := range w.Status.Filesystems {
+		w.Status.Filesystems[i].KubeletFilesystem = v1alpha1.KubeletNodefs
+	}
+	return w
+}
+
 // Obj returns the built report.
 func (w *ReportWrapper) Obj() *v1alpha1.NodeLayerReport { return w.NodeLayerReport.DeepCopy() }

@@ -347,6 +347,58 @@ func TestPolicyNotReady(t *testing.T) {
 	})
 }
 
+// TestNodePressureAgainstEachNodesKubelet: a policy's nodePressure margin is checked against
+// the kubelet thresholds that the nodes running its pods report, and the Ready condition
+// follows a node's thresholds as its report changes (without waiting for the resync).
+func TestNodePressureAgainstEachNodesKubelet(t *testing.T) {
+	c := requireAPI(t)
+	ctx := context.Background()
+	e := newEnv(t, c)
+	// A second pod of the same workload, on a second node.
+	node2 := e.node + "-b"
+	pod2 := e.pod.DeepCopy()
+	pod2.ObjectMeta = metav1.ObjectMeta{Name: "airflow-scheduler-7d9f-fghij", Namespace: e.ns, Labels: e.pod.Labels, OwnerReferences: e.pod.OwnerReferences}
+	pod2.Spec.NodeName = node2
+	must(t, c.Create(ctx, pod2))
+	t.Cleanup(func() {
+		for _, n := range []string{e.node, node2} {
+			_ = c.Delete(ctx, &v1alpha1.NodeLayerReport{ObjectMeta: metav1.ObjectMeta{Name: n}})
+		}
+	})
+	report := func(node string) *builders.ReportWrapper {
+		return builders.MakeReport(node, fakeClock.Now(), 100*Gi, 60*Gi)
+	}
+	writeReport(t, c, report(e.node).Obj()) // an older agent: no thresholds, the defaults (10%)
+	writeReport(t, c, report(node2).KubeletEviction("10%", "5%").Obj())
+	p := builders.MakeLayerPolicy("margin", e.ns).MatchLabels("component", "scheduler").NodePressure(12).Obj()
+	must(t, c.Create(ctx, p))
+	ready := func(what string, want metav1.ConditionStatus, reason, message string) {
+		t.Helper()
+		eventually(t, what, func() (bool, string) {
+			got := &v1alpha1.LayerPolicy{}
+			must(t, c.Get(ctx, client.ObjectKeyFromObject(p), got))
+			cond := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady)
+			return cond != nil && cond.Status == want && cond.Reason == reason && strings.Contains(cond.Message, message), fmt.Sprintf("%+v", cond)
+		})
+	}
+	ready("Ready with a 12% margin over 10% thresholds", metav1.ConditionTrue, v1alpha1.ReasonPolicyReady, "the policy is valid; it selects 2 pods")
+
+	// The second node's kubelet evicts under 15%: there the kubelet would act first.
+	writeReport(t, c, report(node2).KubeletEviction("15%", "5%").Obj())
+	ready("not Ready once a node reports a higher threshold", metav1.ConditionFalse, v1alpha1.ReasonInvalidNodePressure,
+		"spec.nodePressure.minAvailablePercent (12%) must be above the kubelet's eviction threshold, or the kubelet evicts pods before layerkeeper acts; it is not on 1 of the 2 nodes running selected pods: "+node2+" (nodefs.available 15%)")
+
+	// A quantity: 20Gi of the 100Gi filesystem is 20%, over the margin as well.
+	writeReport(t, c, report(e.node).KubeletEviction("20Gi", "5%").Obj())
+	ready("both nodes named", metav1.ConditionFalse, v1alpha1.ReasonInvalidNodePressure,
+		"it is not on 2 of the 2 nodes running selected pods: "+e.node+" (nodefs.available 20Gi, 20.0% of /var/lib/containerd), "+node2+" (nodefs.available 15%)")
+
+	// Both kubelets lowered: Ready again.
+	writeReport(t, c, report(e.node).KubeletEviction("5%", "5%").Obj())
+	writeReport(t, c, report(node2).KubeletEviction("1Gi", "5%").Obj())
+	ready("Ready once the kubelets evict later than the margin", metav1.ConditionTrue, v1alpha1.ReasonPolicyReady, "the policy is valid")
+}
+
 // TestStatefulSetCondition: StatefulSets carry the condition too.
 func TestStatefulSetCondition(t *testing.T) {
 	c := requireAPI(t)
