@@ -104,6 +104,7 @@ func rescan(args []string) error {
 	rounds := fs.Int("rounds", 3, "number of mutate+rescan rounds")
 	fraction := fs.Float64("fraction", 0.01, "fraction of files changed per round")
 	window := fs.Duration("window", 5*time.Second, "Rescan.RecentWindow")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the incremental passes here")
 	_ = fs.Parse(args)
 	// Make the active logs recent, as in a running container, then wait out the window so
 	// the rest of the freshly generated tree counts as old.
@@ -125,18 +126,34 @@ func rescan(args []string) error {
 	var walls []float64
 	var last scanner.Usage
 	var changed []benchgen.MutateStats
+	var prof *os.File
+	if *profile != "" {
+		if prof, err = os.Create(*profile); err != nil {
+			return err
+		}
+		defer prof.Close()
+	}
 	for i := range *rounds {
 		ms, err := benchgen.Mutate(*root, *fraction, uint64(i+1))
 		if err != nil {
 			return err
 		}
 		changed = append(changed, ms)
+		if prof != nil && i == 0 {
+			if err := pprof.StartCPUProfile(prof); err != nil {
+				return err
+			}
+		}
 		start := time.Now()
 		last, err = s.Scan(ctx)
 		if err != nil {
 			return err
 		}
 		walls = append(walls, time.Since(start).Seconds())
+	}
+	if prof != nil {
+		// Only the incremental passes (and the mutations between them) are profiled.
+		pprof.StopCPUProfile()
 	}
 	return emit(map[string]any{
 		"firstFullBytes": first.Bytes, "firstFullWall": full, "wallMedian": median(walls), "walls": walls,
