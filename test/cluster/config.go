@@ -48,9 +48,11 @@ func (s *State) containerdConfig() ctd.Config {
 
 // kubeletConfig is the KubeletConfiguration. Everything it writes is under the scratch
 // directory except what it cannot be told otherwise: /var/log/containers links, iptables
-// chains and kernel sysctls (Down removes or restores them). Eviction thresholds keep their
-// defaults, so the eviction manager works as on any node; image garbage collection never
-// starts on its own (the images are imported, there is no registry to pull them again).
+// chains and kernel sysctls (Down removes or restores them). The hard eviction thresholds
+// come from a drop-in (KubeletEvictionHard), each a little off the defaults, so the eviction
+// manager works as on any node and a test can tell the agent read them from this kubelet;
+// image garbage collection never starts on its own (the images are imported, there is no
+// registry to pull them again).
 func (s *State) kubeletConfig() ([]byte, error) {
 	cfg := map[string]any{
 		"apiVersion": "kubelet.config.k8s.io/v1beta1",
@@ -90,6 +92,23 @@ func (s *State) kubeletConfig() ([]byte, error) {
 		"resolvConf":                  "/etc/resolv.conf",
 	}
 	return yaml.Marshal(cfg)
+}
+
+// KubeletEvictionHard are the hard eviction thresholds of the cluster's kubelet, set by a
+// drop-in of its --config-dir as an admin would: every filesystem signal, each a little off
+// the kubelet's defaults, so a test can tell they were read from this kubelet.
+var KubeletEvictionHard = map[string]string{
+	"nodefs.available": "9%", "nodefs.inodesFree": "4%", "imagefs.available": "14%", "imagefs.inodesFree": "4%",
+	"memory.available": "100Mi",
+}
+
+// kubeletDropIn is the drop-in of the kubelet's --config-dir.
+func kubeletDropIn() ([]byte, error) {
+	return yaml.Marshal(map[string]any{
+		"apiVersion":   "kubelet.config.k8s.io/v1beta1",
+		"kind":         "KubeletConfiguration",
+		"evictionHard": KubeletEvictionHard,
+	})
 }
 
 // writeEnv writes the env file a shell sources to use the cluster.

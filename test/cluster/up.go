@@ -164,6 +164,13 @@ func (c *Cluster) up(ctx context.Context, o Options, bins binaries) error {
 	if err := writeFile(c.path("kubelet-config.yaml"), kcfg, 0o644); err != nil {
 		return err
 	}
+	dropIn, err := kubeletDropIn()
+	if err != nil {
+		return err
+	}
+	if err := writeFile(c.path("kubelet-config.d", "50-eviction.conf"), dropIn, 0o644); err != nil {
+		return err
+	}
 
 	// The images build while the daemons start.
 	var (
@@ -281,6 +288,7 @@ func (c *Cluster) up(ctx context.Context, o Options, bins binaries) error {
 
 	if err := c.start(Kubelet, exec.Command(bins.Kubelet,
 		"--config", c.path("kubelet-config.yaml"),
+		"--config-dir", c.path("kubelet-config.d"),
 		"--kubeconfig", c.path("kubeconfigs", "kubelet.kubeconfig"),
 		"--root-dir", c.KubeletRootDir,
 		"--cert-dir", c.path("pki", "kubelet-generated"),
