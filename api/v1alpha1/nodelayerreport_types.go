@@ -214,6 +214,11 @@ type ContainerLayer struct {
 	// container is the container's name in the pod (or the engine's name for it).
 	// +optional
 	Container string `json:"container,omitempty"`
+	// owner is the pod's controller (its ownerReference with controller=true), e.g. the
+	// ReplicaSet of a Deployment's pod; unset for a pod without one or a container outside
+	// Kubernetes.
+	// +optional
+	Owner *PodOwner `json:"owner,omitempty"`
 	// upperDir is the writable layer's directory on the node.
 	// +optional
 	// +kubebuilder:validation:MaxLength=4096
@@ -241,6 +246,20 @@ type ContainerLayer struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=16
 	HotPaths []HotPathUsage `json:"hotPaths,omitempty"`
+}
+
+// PodOwner names the controller of a pod.
+type PodOwner struct {
+	// kind is the owner's kind, e.g. ReplicaSet, StatefulSet, DaemonSet or Job.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Kind string `json:"kind"`
+	// name is the owner's name, in the pod's namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
 }
 
 // HotPathUsage is one directory's share of a writable layer.

@@ -173,6 +173,9 @@ func layerOf(c measure.Container, idx map[string]podRef) v1alpha1.ContainerLayer
 	}
 	if ok {
 		cl.Namespace, cl.Pod, cl.PodUID, cl.Container = ref.pod.Namespace, ref.pod.Name, string(ref.pod.UID), ref.container
+		if o := metav1.GetControllerOf(ref.pod); o != nil {
+			cl.Owner = &v1alpha1.PodOwner{Kind: o.Kind, Name: o.Name}
+		}
 	}
 	seen := map[string]bool{}
 	// Requested hot paths first (policies need their exact figures), then the largest dirs.

@@ -5,7 +5,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/layerkeeper/layerkeeper/api/v1alpha1"
 	"github.com/layerkeeper/layerkeeper/nodeagent/discovery"
@@ -127,6 +129,76 @@ func TestBuildKubelet(t *testing.T) {
 			}
 			if d := cmp.Diff(tc.wantKFSs, got); d != "" {
 				t.Errorf("kubeletFilesystem mismatch (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestBuildJoinsPods(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	yes := true
+	pod := func(name, uid string, owners ...metav1.OwnerReference) corev1.Pod {
+		return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "airflow", UID: types.UID(uid), OwnerReferences: owners},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "scheduler"}}}}
+	}
+	rs := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "scheduler-7d9f", Controller: &yes}
+	notController := metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: "cm"}
+	running := func(p corev1.Pod, id string) corev1.Pod {
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "scheduler", ContainerID: "containerd://" + id}}
+		return p
+	}
+	restarted := func(p corev1.Pod, id, previous string) corev1.Pod {
+		p = running(p, id)
+		p.Status.ContainerStatuses[0].LastTerminationState.Terminated = &corev1.ContainerStateTerminated{ContainerID: "containerd://" + previous}
+		return p
+	}
+	container := func(id, podUID, name string) measure.Container {
+		return measure.Container{Container: discovery.Container{Runtime: v1alpha1.RuntimeContainerd, ID: id, PodUID: podUID, Name: name}}
+	}
+	cases := map[string]struct {
+		pods []corev1.Pod
+		c    measure.Container
+		want v1alpha1.ContainerLayer
+	}{
+		"by container ID, with the pod's controller": {
+			pods: []corev1.Pod{running(pod("scheduler-7d9f-abcde", "u1", notController, rs), "c1")},
+			c:    container("c1", "", ""),
+			want: v1alpha1.ContainerLayer{Namespace: "airflow", Pod: "scheduler-7d9f-abcde", PodUID: "u1", Container: "scheduler",
+				Owner: &v1alpha1.PodOwner{Kind: "ReplicaSet", Name: "scheduler-7d9f"}},
+		},
+		"a previous instance by its last termination": {
+			pods: []corev1.Pod{restarted(pod("scheduler-7d9f-abcde", "u1", rs), "c2", "c1")},
+			c:    container("c1", "", ""),
+			want: v1alpha1.ContainerLayer{Namespace: "airflow", Pod: "scheduler-7d9f-abcde", PodUID: "u1", Container: "scheduler",
+				Owner: &v1alpha1.PodOwner{Kind: "ReplicaSet", Name: "scheduler-7d9f"}},
+		},
+		"by pod UID and name before the status shows the ID": {
+			pods: []corev1.Pod{pod("scheduler-7d9f-abcde", "u1", rs)},
+			c:    container("c3", "u1", "scheduler"),
+			want: v1alpha1.ContainerLayer{Namespace: "airflow", Pod: "scheduler-7d9f-abcde", PodUID: "u1", Container: "scheduler",
+				Owner: &v1alpha1.PodOwner{Kind: "ReplicaSet", Name: "scheduler-7d9f"}},
+		},
+		"a bare pod has no owner": {
+			pods: []corev1.Pod{running(pod("debug", "u2", notController), "c4")},
+			c:    container("c4", "", ""),
+			want: v1alpha1.ContainerLayer{Namespace: "airflow", Pod: "debug", PodUID: "u2", Container: "scheduler"},
+		},
+		"a container of no pod keeps the runtime's identity": {
+			pods: []corev1.Pod{running(pod("other", "u3", rs), "c5")},
+			c:    container("c6", "", "buildkit"),
+			want: v1alpha1.ContainerLayer{Container: "buildkit"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			st := Build(measure.Result{Started: now, Containers: []measure.Container{tc.c}}, nil, tc.pods, now, BuildOptions{})
+			if len(st.Containers) != 1 {
+				t.Fatalf("containers = %+v, want one", st.Containers)
+			}
+			got := st.Containers[0]
+			tc.want.Runtime, tc.want.ContainerID, tc.want.State = v1alpha1.RuntimeContainerd, tc.c.ID, v1alpha1.ContainerStopped
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("entry mismatch (-want +got):\n%s", d)
 			}
 		})
 	}

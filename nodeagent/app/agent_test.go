@@ -48,7 +48,9 @@ func TestAgentWritesItsReport(t *testing.T) {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}
 	must(c.Create(ctx, node))
 	must(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "airflow"}}))
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "airflow-scheduler-7d9f-abcde", Namespace: "airflow", Labels: map[string]string{"component": "scheduler"}},
+	controller := true
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "airflow-scheduler-7d9f-abcde", Namespace: "airflow", Labels: map[string]string{"component": "scheduler"},
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "airflow-scheduler-7d9f", UID: "0c0ffee0-0000-4000-8000-000000000001", Controller: &controller}}},
 		Spec: corev1.PodSpec{NodeName: "node-a", Containers: []corev1.Container{{Name: "scheduler", Image: "example.invalid/airflow"}}}}
 	must(c.Create(ctx, pod))
 	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "scheduler", ContainerID: "containerd://" + id, Image: "example.invalid/airflow"}}
@@ -87,6 +89,9 @@ func TestAgentWritesItsReport(t *testing.T) {
 	}
 	if entry.Pod != pod.Name || entry.Namespace != "airflow" || entry.PodUID != string(pod.UID) || entry.Container != "scheduler" || entry.State != v1alpha1.ContainerRunning {
 		t.Errorf("identity = %+v", *entry)
+	}
+	if want := (v1alpha1.PodOwner{Kind: "ReplicaSet", Name: "airflow-scheduler-7d9f"}); entry.Owner == nil || *entry.Owner != want {
+		t.Errorf("owner = %+v, want %+v", entry.Owner, want)
 	}
 	if want := duBytes(t, upper); entry.Bytes != want {
 		t.Errorf("bytes = %d, du -sB1 = %d", entry.Bytes, want)
