@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -44,7 +45,12 @@ func StatFilesystems(containers []Container) ([]FS, []error) {
 		p := c.UpperDirPath()
 		var st unix.Stat_t
 		if err := unix.Lstat(p, &st); err != nil {
-			errs = append(errs, &Error{Runtime: c.Runtime, ID: c.ID, Path: c.UpperDir, Err: err})
+			// ENOENT: the container was removed since it was measured; its filesystem is
+			// another container's or nobody's. (A layer that was never reachable fails its
+			// scan, which reports it.)
+			if !errors.Is(err, unix.ENOENT) {
+				errs = append(errs, &Error{Runtime: c.Runtime, ID: c.ID, Path: c.UpperDir, Err: err})
+			}
 			continue
 		}
 		dev := uint64(st.Dev)

@@ -2,7 +2,10 @@ package measure
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -47,8 +50,13 @@ type Container struct {
 	HasGrowth            bool
 	// HotPathGrowth is the smoothed growth per hot or top directory path.
 	HotPathGrowth map[string]int64
-	// Err is why it could not be measured (the container vanished, its layer is unreadable).
+	// Err is why it could not be measured (its layer is unreadable or not where discovery
+	// said). A container removed while the pass ran is left out of the Result instead.
 	Err error
+
+	// missing is set when the scan failed or saw entries vanish and the upperdir no longer
+	// exists: the container may have been removed during the pass.
+	missing bool
 }
 
 // Result is one pass over the node.
@@ -91,6 +99,8 @@ type layerState struct {
 type Measurer struct {
 	opts   Options
 	layers map[layerKey]*layerState
+	// discover finds the node's containers (discovery.Discover with opts.Discovery).
+	discover func(context.Context) ([]discovery.Container, []error)
 }
 
 // New returns a Measurer.
@@ -104,13 +114,17 @@ func New(opts Options) *Measurer {
 	if opts.GrowthHalfLife <= 0 {
 		opts.GrowthHalfLife = 5 * time.Minute
 	}
-	return &Measurer{opts: opts, layers: map[layerKey]*layerState{}}
+	m := &Measurer{opts: opts, layers: map[layerKey]*layerState{}}
+	m.discover = func(ctx context.Context) ([]discovery.Container, []error) {
+		return discovery.Discover(ctx, m.opts.Discovery)
+	}
+	return m
 }
 
 // Measure runs one pass. Progress, when not nil, is called after each container.
 func (m *Measurer) Measure(ctx context.Context, progress func(done, total int)) (Result, error) {
 	res := Result{Started: m.opts.Now()}
-	found, errs := discovery.Discover(ctx, m.opts.Discovery)
+	found, errs := m.discover(ctx)
 	res.Errors = append(res.Errors, errs...)
 	if err := ctx.Err(); err != nil {
 		return res, err
@@ -170,6 +184,7 @@ feed:
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
+	res.Containers, containers = m.dropRemoved(ctx, res.Containers, containers, states)
 	for k, st := range m.layers {
 		if !st.seen {
 			delete(m.layers, k) // the container is gone: forget its scanner and averages
@@ -181,6 +196,40 @@ feed:
 	sort.SliceStable(res.Containers, func(a, b int) bool { return res.Containers[a].Usage.Bytes > res.Containers[b].Usage.Bytes })
 	res.Duration = m.opts.Now().Sub(res.Started)
 	return res, nil
+}
+
+// dropRemoved leaves out the containers removed while the pass ran: their upperdir is gone
+// and a second discovery no longer finds them. Pods come and go all the time; that is no
+// problem to report. A missing upperdir of a container still found stays an error (the
+// layer is not where the runtime says, or not reachable from here).
+func (m *Measurer) dropRemoved(ctx context.Context, measured []Container, found []discovery.Container, states []*layerState) ([]Container, []discovery.Container) {
+	if !slices.ContainsFunc(measured, func(c Container) bool { return c.missing }) {
+		return measured, found
+	}
+	again, _ := m.discover(ctx)
+	still := map[layerKey]bool{}
+	for _, c := range again {
+		still[layerKey{c.Runtime, c.ID, c.UpperDir}] = true
+	}
+	var keptMeasured []Container
+	var keptFound []discovery.Container
+	for i, c := range measured {
+		if c.missing && !still[layerKey{c.Runtime, c.ID, c.UpperDir}] {
+			if states[i] != nil {
+				states[i].seen = false
+			}
+			continue
+		}
+		keptMeasured = append(keptMeasured, c)
+		keptFound = append(keptFound, found[i])
+	}
+	return keptMeasured, keptFound
+}
+
+// layerGone reports whether the container's upperdir no longer exists.
+func layerGone(c discovery.Container) bool {
+	_, err := os.Lstat(c.UpperDirPath())
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // state returns the per-layer state, making a new scanner when the layer or its hot paths
@@ -215,9 +264,11 @@ func (m *Measurer) measureOne(ctx context.Context, c discovery.Container, st *la
 	u, err := st.scanner.Scan(ctx)
 	if err != nil {
 		out.Err = fmt.Errorf("scanning %s: %w", c.UpperDir, err)
+		out.missing = ctx.Err() == nil && layerGone(c)
 		return out
 	}
 	out.Usage = u
+	out.missing = len(u.Errors) > 0 && layerGone(c)
 	if c.Running && len(c.PIDs) > 0 {
 		if n, err := discovery.DeletedOpenBytes(m.hostProc(), c.PIDs); err == nil {
 			out.DeletedOpenBytes = n

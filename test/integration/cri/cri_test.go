@@ -250,6 +250,69 @@ func TestCRIPodWritableLayer(t *testing.T) {
 	})
 
 	t.Run("exited", func(t *testing.T) { checkExited(t, ctx, c, m, podID) })
+	t.Run("removed during a pass", func(t *testing.T) { checkRemovedDuringPass(t, ctx, c, podID) })
+}
+
+// checkRemovedDuringPass removes a container through CRI after a pass discovered it and
+// before it is scanned (as the kubelet does with a deleted pod while the agent measures): its
+// upper directory is gone by then. The pass leaves it out without reporting a problem, and
+// measures the others as usual.
+func checkRemovedDuringPass(t *testing.T, ctx context.Context, c *ctd.Containerd, podID string) {
+	id, err := c.CreateContainer(ctx, podID, pod, ctd.Container{
+		Name:  "triggerer",
+		Image: ctd.LogWriterImage,
+		Args:  []string{"-dir", logDir, "-name", "triggerer.log", "-rate", strconv.Itoa(writeRate), "-for", "1h"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, ctx, c, id, "started", 30*time.Second)
+	var upper string
+	removed := false
+	// HotPathsFor runs for each discovered container before any is scanned: the moment
+	// between discovery and the scan.
+	m := measure.New(measure.Options{
+		Discovery: discovery.Options{ContainerdState: c.State, ContainerdSocket: c.Socket, Runtimes: []v1alpha1.Runtime{v1alpha1.RuntimeContainerd}},
+		HotPathsFor: func(dc discovery.Container) []string {
+			if dc.ID != id || removed {
+				return nil
+			}
+			removed, upper = true, dc.UpperDirPath()
+			if err := c.StopContainer(ctx, id, 10); err != nil {
+				t.Error(err)
+			}
+			if err := c.RemoveContainer(ctx, id); err != nil {
+				t.Error(err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				if _, err := os.Lstat(upper); os.IsNotExist(err) {
+					return nil
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("upper directory %s still present 10s after RemoveContainer", upper)
+					return nil
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		},
+	})
+	res := measurePass(t, ctx, m) // fails the test on any pass or container error
+	if !removed {
+		t.Fatalf("the pass did not discover container %s", id)
+	}
+	for _, mc := range res.Containers {
+		if mc.ID == id {
+			t.Errorf("a container removed during the pass is reported: %+v", mc.Container)
+		}
+	}
+	if len(res.Containers) == 0 || len(res.Filesystems) == 0 {
+		t.Errorf("the pass measured %d containers on %d filesystems, want the pod's others", len(res.Containers), len(res.Filesystems))
+	}
+	t.Logf("removed between discovery and its scan (upper %s gone): left out; %d others measured", upper, len(res.Containers))
 }
 
 // checkStopped checks a stopped container's measurement against its last running one: same
