@@ -43,6 +43,7 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 log "generating a ${ENTRIES}-entry layer"
 tree="${BENCH_DIR}/layer"
 gen=$("${cmd}" gen -root "${tree}" -entries "${ENTRIES}" -big -whiteouts)
+sync # no writeback of the new tree competes with the timed runs
 du -sB1 "${tree}" >/dev/null # warm the caches, untimed
 inodes=$(du -s --inodes "${tree}" | cut -f1)
 
@@ -62,6 +63,9 @@ scan_full=$(printf '%s\n' "${scan_walls[@]}" | median)
 scan_one=$(printf '%s\n' "${one_walls[@]}" | median)
 out=$("${cmd}" scan -root "${tree}" -repeat 3)
 scan_cpu=$(field cpuPerScan <<<"${out}")
+out=$("${cmd}" scan -root "${tree}" -repeat 3 -workers 1)
+one_cpu=$(field cpuPerScan <<<"${out}")
+du_cpu=$(/usr/bin/time -f '%U %S' du -sB1 "${tree}" 2>&1 >/dev/null | awk '{print $1 + $2}')
 out=$("${cmd}" scan -root "${tree}" -repeat 3 -cpu 0.25)
 lim_wall=$(field wallMedian <<<"${out}")
 lim_cpu=$(field cpuPerScan <<<"${out}")
@@ -80,6 +84,7 @@ check "$(field inodes <<<"${out}")" "$(du -s --inodes "${tree}" | cut -f1)" "res
 log "3. peak RSS on a ${BIG_ENTRIES}-file layer"
 big="${BENCH_DIR}/big"
 "${cmd}" gen -root "${big}" -entries "${BIG_ENTRIES}" -empty >/dev/null
+sync
 du_big_walls=()
 du_big_walls+=("$(du_time "${big}" 3>"${BENCH_DIR}/du.bytes")")
 out=$("${cmd}" scan -root "${big}" -repeat 1)
@@ -102,7 +107,8 @@ Layer: $(grep -o '"files":[0-9]*' <<<"${gen}" | cut -d: -f2) files, $(grep -o '"
 | --- | ---: | ---: | ---: | --- |
 | full scan, ${inodes} inodes (median of ${PAIRS}) | $(calc "${scan_full}") s | $(calc "${du_full}") s | $(calc "${scan_full}/${du_full}" 2)x | <= 0.5x |
 | full scan, 1 worker | $(calc "${scan_one}") s | $(calc "${du_full}") s | $(calc "${scan_one}/${du_full}" 2)x | |
-| CPU of a full scan (GOMAXPROCS workers) | $(calc "${scan_cpu}") s | | | |
+| CPU of a full scan (GOMAXPROCS workers) | $(calc "${scan_cpu}") s | $(calc "${du_cpu}") s | $(calc "${scan_cpu}/${du_cpu}" 2)x | |
+| CPU of a full scan, 1 worker | $(calc "${one_cpu}") s | $(calc "${du_cpu}") s | $(calc "${one_cpu}/${du_cpu}" 2)x | |
 | full scan with CPULimit 0.25 core | $(calc "${lim_wall}") s wall, $(calc "${lim_cpu}") s CPU ($(calc "${lim_cpu}/${lim_wall}" 2) cores) | | | <= 0.25 core |
 | Scanner: first (full) pass | $(calc "${rescan_first}") s | | | |
 | Scanner: rescan after 1% of files changed (median of 3; ${carried} entries carried over) | $(calc "${rescan}") s | $(calc "${du_after}") s | $(calc "${rescan}/${du_after}" 2)x | <= 0.1x |
