@@ -125,9 +125,11 @@ type offloadsState struct {
 	wait    time.Duration
 }
 
-// ensureOffloads orders, for each container of the pod the action concerns (every covered
-// container for a restart, the ones asking for an offload otherwise), the offload NextOffload
-// calls for.
+// ensureOffloads orders, for each container of the pod the action concerns, the offload
+// NextOffload calls for: before a restart every container the policy covers; otherwise the
+// ones over offload, and the ones over restart whose restart a safety limit (cooldown, a
+// rollout under way, maxConcurrent, action None) holds back, so that a held restart does
+// not leave the layer growing unchecked.
 func (r *Reconciler) ensureOffloads(ctx context.Context, pod *corev1.Pod, p *v1alpha1.LayerPolicy, d evaluation.Decision,
 	reason v1alpha1.OffloadReason, beforeRestart bool) (offloadsState, error) {
 	st := offloadsState{allDone: true}
@@ -140,7 +142,8 @@ func (r *Reconciler) ensureOffloads(ctx context.Context, pod *corev1.Pod, p *v1a
 	}
 	now := r.Clock.Now()
 	for _, c := range d.Containers {
-		if c.ContainerID == "" || (!beforeRestart && c.Action.Kind != evaluation.ActionOffload) || (beforeRestart && c.Policy != p.Name && c.Action.Policy != p.Name) {
+		due := c.Action.Kind == evaluation.ActionOffload || c.Action.Kind == evaluation.ActionRestart
+		if c.ContainerID == "" || (!beforeRestart && !due) || (beforeRestart && c.Policy != p.Name && c.Action.Policy != p.Name) {
 			continue
 		}
 		id := c.ContainerID

@@ -309,6 +309,46 @@ func TestEnforceCooldownAndBackoff(t *testing.T) {
 	eventually(t, "third restart after the doubled cooldown", func() (bool, string) { return restarts() == "3", restarts() })
 }
 
+// TestEnforceKeepsOffloadingWhileTheRestartIsHeld: a workload over restart whose restart a
+// safety limit holds (here the cooldown after its previous roll) keeps having its hot-path
+// files shipped, one offload per offload interval: a held restart must not leave the layer to
+// grow unchecked until the kubelet evicts the pod.
+func TestEnforceKeepsOffloadingWhileTheRestartIsHeld(t *testing.T) {
+	c := requireAPI(t)
+	ns, node := newNamespace(t, c)
+	w := newWorkload(t, c, ns, node, "airflow-scheduler")
+	policy := enforcePolicy(ns).Remediation(v1alpha1.ActionRolloutRestart, 30*time.Minute, 1).OffloadBeforeRestart(false).Obj()
+	must(t, c.Create(ctx(), policy))
+	restarts := func() string { _, ann := restartedAt(t, c, w.deploy); return ann[v1alpha1.AnnotationRemediationCount] }
+	threshold := func() int {
+		n := 0
+		for _, lo := range offloads(t, c, ns) {
+			if lo.Spec.Reason == v1alpha1.OffloadReasonThreshold {
+				n++
+			}
+		}
+		return n
+	}
+
+	writeReport(t, c, node, map[*corev1.Pod]int64{w.pod: 5 * gi})
+	eventually(t, "the first restart", func() (bool, string) { return restarts() == "1", restarts() })
+	settle(t, c, w.deploy)
+
+	// Still over restart a minute later: the cooldown holds the restart, the logs are shipped.
+	fakeClock.Step(time.Minute)
+	writeReport(t, c, node, map[*corev1.Pod]int64{w.pod: 5 * gi})
+	eventually(t, "an offload while the restart is held", func() (bool, string) { return threshold() == 1, fmt.Sprint(threshold()) })
+	finishOffloads(t, c, ns)
+
+	// One offload interval later, still growing and still held: the next offload.
+	fakeClock.Step(remediation.OffloadInterval(policy) + time.Second)
+	writeReport(t, c, node, map[*corev1.Pod]int64{w.pod: 6 * gi})
+	eventually(t, "the next offload an interval later", func() (bool, string) { return threshold() == 2, fmt.Sprint(threshold()) })
+	if restarts() != "1" {
+		t.Errorf("restarted within the cooldown: remediation count %s", restarts())
+	}
+}
+
 // TestEnforceMaxConcurrent: two Deployments over restart under a policy with maxConcurrent 1:
 // the second waits until the first is available again.
 func TestEnforceMaxConcurrent(t *testing.T) {
