@@ -481,14 +481,18 @@ func TestFilesystems(t *testing.T) {
 	h := newHost(t)
 	h.mkdir("/var/lib/docker/overlay2/a/diff")
 	h.mkdir("/var/lib/docker/overlay2/b/diff")
+	h.write("/var/lib/docker/overlay2/file", "not a layer directory")
 	cs := []Container{
 		{ID: "a", UpperDir: "/var/lib/docker/overlay2/a/diff", HostRoot: h.root},
 		{ID: "b", UpperDir: "/var/lib/docker/overlay2/b/diff", HostRoot: h.root},
+		// Removed since it was measured: nothing to say about it.
 		{ID: "gone", UpperDir: "/var/lib/docker/overlay2/gone/diff", HostRoot: h.root},
+		// Not a directory where one is expected: a problem.
+		{ID: "odd", UpperDir: "/var/lib/docker/overlay2/file/diff", HostRoot: h.root},
 	}
 	fss, errs := StatFilesystems(cs)
-	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "gone") {
-		t.Errorf("errors = %v, want one for the missing upperdir", errs)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "odd") || !strings.Contains(errs[0].Error(), "not a directory") {
+		t.Errorf("errors = %v, want one for the upperdir under a file and none for the removed one", errs)
 	}
 	if len(fss) != 1 {
 		t.Fatalf("StatFilesystems = %+v, want one filesystem", fss)
