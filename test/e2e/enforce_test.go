@@ -196,6 +196,46 @@ func TestSeedScenario(t *testing.T) {
 		t.Errorf("policy Ready = %+v", r)
 	}
 	t.Logf("policy lastActions: %+v", p.Status.LastActions)
+
+	// The new pod writes on and is back over restart within the 10-minute cooldown: the
+	// restart is held, and its logs go on being shipped at the offload cadence.
+	pod := next[0]
+	waitFor(t, 120*time.Second, "the new pod over restart", func() error {
+		cur, err := cs.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if st := cur.Annotations[v1alpha1.AnnotationState]; st != string(v1alpha1.StateRestart) {
+			return fmt.Errorf("state %q", st)
+		}
+		return nil
+	})
+	t.Logf("%s: %s over restart within its Deployment's cooldown", elapsed(), pod.Name)
+	ordered := map[string]bool{}
+	must(k.List(ctx, &list, client.InNamespace(ns)))
+	for _, lo := range list.Items {
+		ordered[lo.Name] = true
+	}
+	waitFor(t, 90*time.Second, "an offload of the new pod while its restart is held", func() error {
+		if err := k.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, lo := range list.Items {
+			if ordered[lo.Name] || lo.Spec.PodUID != string(pod.UID) {
+				continue
+			}
+			if lo.Status.Phase == v1alpha1.OffloadSucceeded && lo.Status.UploadedObjects > 0 {
+				t.Logf("%s: held restart, offload %s (%s): %d objects, %d bytes freed", elapsed(), lo.Name, lo.Spec.Reason,
+					lo.Status.UploadedObjects, lo.Status.FreedBytes)
+				return nil
+			}
+		}
+		return fmt.Errorf("no new offload of %s has shipped anything", pod.Name)
+	})
+	must(k.Get(ctx, client.ObjectKeyFromObject(sched), d))
+	if n := d.Annotations[v1alpha1.AnnotationRemediationCount]; n != "1" {
+		t.Errorf("remediation count %q within the cooldown, want 1", n)
+	}
 }
 
 var lineRe = regexp.MustCompile(`^(\d+) `)
