@@ -216,6 +216,9 @@ func installLayerkeeperWith(t *testing.T, c *cluster.Cluster, o cluster.InstallO
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			logLayerkeeper(t, c)
+		}
 		if err := c.UninstallLayerkeeper(context.Background(), ""); err != nil {
 			t.Errorf("uninstalling layerkeeper: %v", err)
 		}
@@ -226,6 +229,34 @@ func installLayerkeeperWith(t *testing.T, c *cluster.Cluster, o cluster.InstallO
 		t.Fatal(err)
 	}
 	return k
+}
+
+// logLayerkeeper logs the end of the agent's and the controller's logs, so that a failure
+// seen only in CI's output can be understood.
+func logLayerkeeper(t *testing.T, c *cluster.Cluster) {
+	t.Helper()
+	cs, err := c.Client()
+	if err != nil {
+		t.Logf("layerkeeper logs: %v", err)
+		return
+	}
+	ctx := context.Background()
+	pods, err := cs.CoreV1().Pods(cluster.InstallNamespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Logf("layerkeeper logs: %v", err)
+		return
+	}
+	tail := int64(60)
+	for _, p := range pods.Items {
+		for _, ctr := range p.Spec.Containers {
+			raw, err := cs.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: ctr.Name, TailLines: &tail}).DoRaw(ctx)
+			if err != nil {
+				t.Logf("logs of %s/%s: %v", p.Name, ctr.Name, err)
+				continue
+			}
+			t.Logf("last %d lines of %s/%s:\n%s", tail, p.Name, ctr.Name, raw)
+		}
+	}
 }
 
 // signalContainer sends sig to the main process of a pod's container, found through the
