@@ -1,6 +1,7 @@
 package offload
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -296,21 +297,28 @@ func (r *Reconciler) shipWhenStopped(key types.NamespacedName, c *discovery.Cont
 		}
 	}
 	root, err := openContainerRoot(hostProc, c)
-	deadline := time.Now().Add(MaxFollow)
-	for time.Now().Before(deadline) && processesLeft(hostProc, c.PIDs) {
+	start := time.Now()
+	deadline := start.Add(MaxFollow)
+	procs := watchProcesses(hostProc, c.PIDs)
+	for time.Now().Before(deadline) && procs.left() {
 		if err == nil {
 			files = append(files, ex.FollowNew(root, job, held)...)
 		}
 		time.Sleep(FollowPoll)
 	}
+	stopped := time.Since(start)
+	late := 0
 	if err == nil {
-		files = append(files, ex.FollowNew(root, job, held)...)
+		found := ex.FollowNew(root, job, held)
+		late = len(found)
+		files = append(files, found...)
 		root.Close()
 	}
 	res := ex.ShipFollowed(ctx, job, files)
 	log := r.Log.WithValues("offload", key)
 	log.Info("followed files shipped after the container stopped", "files", len(files), "objects", res.UploadedObjects,
-		"bytes", res.UploadedBytes, "failed", res.FailedFiles)
+		"bytes", res.UploadedBytes, "failed", res.FailedFiles, "waited", stopped.Round(time.Millisecond).String(),
+		"foundAfterStop", late, "rootErr", errString(err), "errors", res.Errors)
 	offloadBytes.Add(float64(res.UploadedBytes))
 	for attempt := 0; attempt < 5; attempt++ {
 		lo := &v1alpha1.LayerOffload{}
@@ -332,14 +340,60 @@ func (r *Reconciler) shipWhenStopped(key types.NamespacedName, c *discovery.Cont
 	}
 }
 
-// processesLeft reports whether any of the PIDs still runs.
-func processesLeft(hostProc string, pids []int) bool {
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// processes are a container's processes, each known by its PID and its start time, so that
+// a PID the kernel hands to a new process once the container's has exited (PIDs wrap at
+// pid_max, 32768 on many nodes) is not taken for the container's.
+type processes struct {
+	hostProc string
+	started  map[int]string // PID -> start time (field 22 of /proc/<pid>/stat)
+}
+
+// watchProcesses records the start time of each PID that still runs.
+func watchProcesses(hostProc string, pids []int) processes {
+	ps := processes{hostProc: hostProc, started: map[int]string{}}
 	for _, pid := range pids {
-		if _, err := os.Stat(path.Join(hostProc, strconv.Itoa(pid))); err == nil {
+		if st, ok := startTime(hostProc, pid); ok {
+			ps.started[pid] = st
+		}
+	}
+	return ps
+}
+
+// left reports whether any of the processes still runs.
+func (ps processes) left() bool {
+	for pid, want := range ps.started {
+		if st, ok := startTime(ps.hostProc, pid); ok && st == want {
 			return true
 		}
 	}
 	return false
+}
+
+// startTime reads a process's start time (clock ticks since boot) from its stat file; ok is
+// false when the process is gone or the file cannot be read.
+func startTime(hostProc string, pid int) (string, bool) {
+	b, err := os.ReadFile(path.Join(hostProc, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return "", false
+	}
+	// "pid (comm) state ppid ...": comm may hold spaces and parentheses; the fields after
+	// the last ")" start with the state, field 3, so the start time, field 22, is the 20th.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return "", false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return "", false
+	}
+	return f[19], true
 }
 
 // add sums a run's counts onto what earlier attempts recorded; errors are the run's own.

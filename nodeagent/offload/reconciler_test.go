@@ -1,6 +1,11 @@
 package offload
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -48,4 +53,52 @@ func TestDue(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestProcessesLeft: a container's processes count as left while they run; once they exit
+// they do not, even when their PID is handed to a new process (a new start time).
+func TestProcessesLeft(t *testing.T) {
+	t.Run("real processes", func(t *testing.T) {
+		cmd := exec.Command("sleep", "60")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ps := watchProcesses("/proc", []int{cmd.Process.Pid})
+		if !ps.left() {
+			t.Fatalf("a running process is not left")
+		}
+		if err := cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		if ps.left() {
+			t.Errorf("an exited (and reaped) process is still left")
+		}
+		if watchProcesses("/proc", []int{cmd.Process.Pid}).left() {
+			t.Errorf("a PID that no longer runs is watched")
+		}
+	})
+	t.Run("a reused PID", func(t *testing.T) {
+		proc := t.TempDir()
+		stat := func(pid int, comm, start string) {
+			dir := filepath.Join(proc, strconv.Itoa(pid))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			// Fields 3 to 21, then the start time (22) and a few more.
+			line := fmt.Sprintf("%d (%s) S 1 1 1 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 %s 1000 100 18446744073709551615\n", pid, comm, start)
+			if err := os.WriteFile(filepath.Join(dir, "stat"), []byte(line), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stat(4242, "logwriter (x) y)", "123456")
+		ps := watchProcesses(proc, []int{4242, 4343})
+		if !ps.left() {
+			t.Fatalf("the process is not left; watched %v", ps.started)
+		}
+		stat(4242, "bash", "999999") // exited; its PID now belongs to another process
+		if ps.left() {
+			t.Errorf("a reused PID counts as the container's process")
+		}
+	})
 }
