@@ -303,13 +303,25 @@ func (e *Executor) ship(ctx context.Context, root *Root, job Job, t task, c *cou
 	if err := unix.Fstat(int(f.Fd()), &after); err != nil {
 		return fail(err)
 	}
-	if grew || d.Size != st.Size || after.Size != st.Size || after.Mtim != st.Mtim {
+	changed := grew || d.Size != st.Size || after.Size != st.Size || after.Mtim != st.Mtim
+	// Shipped however young (before a restart), a file written within minAge is still being
+	// written by the policy's own definition, even when no byte changed during its upload (a
+	// logger between two writes): deleting it would send the application's next lines into
+	// an unlinked file, lost with it. It stays, and is followed.
+	active := job.IgnoreMinAge && job.Now.Sub(mtime(after)) < t.minAge
+	if changed || active {
 		if job.FollowActive {
 			keepOpen = true
 			c.mu.Lock()
 			c.followed = append(c.followed, Followed{Path: p, Key: key, File: f})
 			c.mu.Unlock()
+			if !changed {
+				return skip("")
+			}
 			return skip("%s: kept and followed: it is still written to (%d bytes read, %d now); shipped again once the container stops", p, d.Size, after.Size)
+		}
+		if !changed {
+			return skip("")
 		}
 		return skip("%s: kept: it changed while it was uploaded (%d bytes read, %d now)", p, d.Size, after.Size)
 	}

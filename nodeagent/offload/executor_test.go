@@ -439,6 +439,38 @@ func TestOffloadFileGrowingDuringUploadIsKept(t *testing.T) {
 	}
 }
 
+// TestBeforeRestartKeepsAndFollowsTheActiveLog: before a restart every file is shipped
+// however young, but one written within minAge (the logger's current file) stays in place and
+// is followed even when no byte changed during its upload, since the application may write
+// to it again at any moment; an old one is deleted once verified.
+func TestBeforeRestartKeepsAndFollowsTheActiveLog(t *testing.T) {
+	c := newContainer(t)
+	srv := s3server.Start(t)
+	b := srv.CreateBucket(t)
+	c.write(t, logs+"/scheduler.000001.log", []byte("1 rotated\n"), old)
+	c.write(t, logs+"/scheduler.000002.log", []byte("2 current\n"), time.Now())
+	j := job("p", hotPath(logs))
+	j.IgnoreMinAge, j.FollowActive = true, true
+	res, err := (&offload.Executor{Bucket: bucket(t, srv, b)}).Run(context.Background(), c.root(t), j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, f := range res.Followed {
+			f.File.Close()
+		}
+	}()
+	if res.UploadedObjects != 2 || res.DeletedFiles != 1 || c.exists(logs+"/scheduler.000001.log") || !c.exists(logs+"/scheduler.000002.log") {
+		t.Fatalf("result %+v: want both shipped, the rotated one deleted and the current one kept", res)
+	}
+	if len(res.Followed) != 1 || res.Followed[0].Path != logs+"/scheduler.000002.log" {
+		t.Fatalf("followed %+v, want the current log", res.Followed)
+	}
+	if got, _ := getObject(t, srv, b, "p"+logs+"/scheduler.000002.log"); string(got) != "2 current\n" {
+		t.Errorf("object of the current log holds %q", got)
+	}
+}
+
 func TestOffloadHotPathThroughSymlinkRefused(t *testing.T) {
 	c := newContainer(t)
 	srv := s3server.Start(t)
