@@ -45,9 +45,13 @@ const (
 	// MaxFollow bounds how long files still being written before a restart are held open,
 	// waiting for the container to stop.
 	MaxFollow = 15 * time.Minute
-	// FollowPoll is how often the container's processes are checked and its new files
-	// opened while it stops.
+	// FollowPoll is how often the hot paths of a stopping container are walked for new files
+	// to open (rotation).
 	FollowPoll = 200 * time.Millisecond
+	// ExitPoll is how often the container's processes are checked while it stops: the last
+	// look for new files comes at most this long after they exit, well before the kubelet
+	// removes the container and its upper directory (about half a second).
+	ExitPoll = 50 * time.Millisecond
 	// BaseBackoff is the wait after the first failure; it doubles per attempt up to MaxBackoff.
 	BaseBackoff = 30 * time.Second
 	// MaxBackoff caps the wait between attempts.
@@ -300,11 +304,13 @@ func (r *Reconciler) shipWhenStopped(key types.NamespacedName, c *discovery.Cont
 	start := time.Now()
 	deadline := start.Add(MaxFollow)
 	procs := watchProcesses(hostProc, c.PIDs)
+	var walked time.Time
 	for time.Now().Before(deadline) && procs.left() {
-		if err == nil {
+		if err == nil && time.Since(walked) >= FollowPoll {
 			files = append(files, ex.FollowNew(root, job, held)...)
+			walked = time.Now()
 		}
-		time.Sleep(FollowPoll)
+		time.Sleep(ExitPoll)
 	}
 	stopped := time.Since(start)
 	late := 0
