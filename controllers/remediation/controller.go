@@ -169,7 +169,13 @@ func (r *Reconciler) ensureOffloads(ctx context.Context, pod *corev1.Pod, p *v1a
 		}
 		if err := r.Client.Create(ctx, lo); err != nil {
 			if apierrors.IsAlreadyExists(err) {
-				continue // ordered by an earlier pass the cache did not show yet
+				// Ordered by an earlier pass the cache did not show yet: look again soon,
+				// so that a name taken for any other reason cannot stall the next order.
+				st.allDone = false
+				if st.wait == 0 || alreadyOrderedRetry < st.wait {
+					st.wait = alreadyOrderedRetry
+				}
+				continue
 			}
 			return st, fmt.Errorf("creating LayerOffload for %s/%s: %w", pod.Name, c.Name, err)
 		}
@@ -584,6 +590,9 @@ func (r *Reconciler) skip(pod *corev1.Pod, p *v1alpha1.LayerPolicy, owner client
 		r.Recorder.Eventf(owner, p, typ, evReason, reason, "%s", note)
 	}
 }
+
+// alreadyOrderedRetry is when to look again after an order's name was already taken.
+const alreadyOrderedRetry = 5 * time.Second
 
 // quietAfterRemediation is how long the skips of a pod whose workload was just remediated
 // are not reported.

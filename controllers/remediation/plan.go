@@ -121,11 +121,17 @@ func finishedAt(lo *v1alpha1.LayerOffload) time.Time {
 	return lo.CreationTimestamp.Time
 }
 
+// offloadNameBucket is the time slot an order's name is unique within: half of
+// MinOffloadInterval, so two orders the interval allows never share a name, while a
+// reconcile that retries within the slot (the cache had not shown its order yet) gets
+// AlreadyExists instead of a duplicate.
+const offloadNameBucket = MinOffloadInterval / 2
+
 // OffloadName is a deterministic name for an order: the pod and container names (cut to
-// fit) and a hash of what makes the order unique, so a retried reconcile that already created
-// it gets AlreadyExists instead of a duplicate.
+// fit) and a hash of what makes the order unique (container, reason, time slot).
 func OffloadName(pod, container, containerID string, reason v1alpha1.OffloadReason, now time.Time) string {
-	sum := sha256.Sum256([]byte(strings.Join([]string{containerID, string(reason), strconv.FormatInt(now.Unix()/60, 10)}, "/")))
+	slot := now.Unix() / int64(offloadNameBucket/time.Second)
+	sum := sha256.Sum256([]byte(strings.Join([]string{containerID, string(reason), strconv.FormatInt(slot, 10)}, "/")))
 	base := strings.ToLower(pod + "-" + container)
 	if len(base) > 200 {
 		base = base[:200]

@@ -90,7 +90,14 @@ func TestOffloadInterval(t *testing.T) {
 func TestOffloadName(t *testing.T) {
 	a := OffloadName("web-7d9f", "app", "abc", v1alpha1.OffloadReasonThreshold, now)
 	if a != OffloadName("web-7d9f", "app", "abc", v1alpha1.OffloadReasonThreshold, now.Add(10*time.Second)) {
-		t.Errorf("names within the same minute differ")
+		t.Errorf("a retry a few seconds later gets another name")
+	}
+	// Two orders MinOffloadInterval apart, wherever they fall in the clock's minute.
+	for start := now; start.Before(now.Add(time.Minute)); start = start.Add(time.Second) {
+		if OffloadName("web-7d9f", "app", "abc", v1alpha1.OffloadReasonThreshold, start) ==
+			OffloadName("web-7d9f", "app", "abc", v1alpha1.OffloadReasonThreshold, start.Add(MinOffloadInterval)) {
+			t.Fatalf("orders at %s and %s, MinOffloadInterval apart, share a name", start.Format("15:04:05"), start.Add(MinOffloadInterval).Format("15:04:05"))
+		}
 	}
 	if a == OffloadName("web-7d9f", "app", "abc", v1alpha1.OffloadReasonThreshold, now.Add(time.Minute)) ||
 		a == OffloadName("web-7d9f", "app", "abc", v1alpha1.OffloadReasonBeforeRestart, now) ||

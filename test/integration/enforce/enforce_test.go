@@ -349,6 +349,29 @@ func TestEnforceKeepsOffloadingWhileTheRestartIsHeld(t *testing.T) {
 	}
 }
 
+// TestEnforceOffloadsAgainWithinTheSameMinute: an offload that shipped nothing (every file
+// younger than minAge) is followed by the next one an offload interval later, even when both
+// fall in the same minute of the clock and the layer's figures do not move.
+func TestEnforceOffloadsAgainWithinTheSameMinute(t *testing.T) {
+	c := requireAPI(t)
+	ns, node := newNamespace(t, c)
+	w := newWorkload(t, c, ns, node, "airflow-scheduler")
+	policy := enforcePolicy(ns).MinAge(2 * time.Second).Obj()
+	must(t, c.Create(ctx(), policy))
+	// One second past a minute: the first order at :01, the next at :32.
+	fakeClock.Step(time.Minute - time.Duration(fakeClock.Now().Unix()%60)*time.Second + time.Second)
+	writeReport(t, c, node, map[*corev1.Pod]int64{w.pod: 3 * gi})
+	eventually(t, "the first offload", func() (bool, string) { n := len(offloads(t, c, ns)); return n == 1, fmt.Sprint(n) })
+	finishOffloads(t, c, ns)
+
+	fakeClock.Step(remediation.OffloadInterval(policy) + time.Second)
+	if fakeClock.Now().Unix()%60 != 32 {
+		t.Fatalf("the clock is at %s, not in the first order's minute", fakeClock.Now().Format("15:04:05"))
+	}
+	writeReport(t, c, node, map[*corev1.Pod]int64{w.pod: 3 * gi})
+	eventually(t, "the next offload in the same minute", func() (bool, string) { n := len(offloads(t, c, ns)); return n == 2, fmt.Sprint(n) })
+}
+
 // TestEnforceMaxConcurrent: two Deployments over restart under a policy with maxConcurrent 1:
 // the second waits until the first is available again.
 func TestEnforceMaxConcurrent(t *testing.T) {
