@@ -206,7 +206,12 @@ func (m *Measurer) dropRemoved(ctx context.Context, measured []Container, found 
 	if !slices.ContainsFunc(measured, func(c Container) bool { return c.missing }) {
 		return measured, found
 	}
-	again, _ := m.discover(ctx)
+	again, errs := m.discover(ctx)
+	if ctx.Err() != nil || (len(again) == 0 && len(errs) > 0) {
+		// The second look failed: nothing says these containers are gone, so their
+		// errors stay.
+		return measured, found
+	}
 	still := map[layerKey]bool{}
 	for _, c := range again {
 		still[layerKey{c.Runtime, c.ID, c.UpperDir}] = true

@@ -2,6 +2,7 @@ package measure
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,12 +35,14 @@ func layer(t *testing.T, id string) discovery.Container {
 // removal but a layer out of reach, which must not pass silently.
 func TestContainerRemovedDuringThePass(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		stillSeen bool
-		wantErr   bool
+		name           string
+		stillSeen      bool
+		discoveryFails bool
+		wantErr        bool
 	}{
 		{name: "gone from the runtime too: left out", stillSeen: false},
 		{name: "still listed by the runtime: an error", stillSeen: true, wantErr: true},
+		{name: "the second discovery fails: an error", discoveryFails: true, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := layer(t, "aaaa"), layer(t, "bbbb")
@@ -47,6 +50,9 @@ func TestContainerRemovedDuringThePass(t *testing.T) {
 			m := New(Options{Workers: 1})
 			m.discover = func(context.Context) ([]discovery.Container, []error) {
 				calls++
+				if removed && tc.discoveryFails {
+					return nil, []error{errors.New("reading the mount table: permission denied")}
+				}
 				if removed && !tc.stillSeen {
 					return []discovery.Container{a}, nil
 				}
@@ -81,6 +87,9 @@ func TestContainerRemovedDuringThePass(t *testing.T) {
 			}
 			if len(res.Errors) != 0 {
 				t.Errorf("pass errors = %v, want none", res.Errors)
+			}
+			if tc.discoveryFails {
+				return
 			}
 			if len(res.Filesystems) != 1 {
 				t.Errorf("filesystems = %+v, want a's", res.Filesystems)
