@@ -81,15 +81,12 @@ func TestAgentReplacedMidOffload(t *testing.T) {
 		}
 		for _, o := range list.Items {
 			if o.Status.Phase != v1alpha1.OffloadRunning {
-				switch {
-				case o.Status.Phase == v1alpha1.OffloadFailed:
+				if o.Status.Phase == v1alpha1.OffloadFailed {
 					t.Fatalf("offload %s failed: %v", o.Name, o.Status.Errors)
-				case o.Status.Phase == v1alpha1.OffloadSucceeded && o.Status.UploadedObjects > 0:
-					t.Fatalf("offload %s reached %s before the agent could be deleted mid-way (%d objects); the test needs a longer offload",
-						o.Name, o.Status.Phase, o.Status.UploadedObjects)
 				}
-				// Pending, or Succeeded with nothing to ship: ordered while the burst's
-				// files were younger than minAge. The next offload ships them.
+				// Pending, or Succeeded before it could be caught mid-way: ordered during the
+				// burst, it shipped only the files already older than minAge (or none). The
+				// next offload ships the rest, thousands of files, long enough to catch.
 				continue
 			}
 			out, err := c.S3Client().ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix})

@@ -63,7 +63,9 @@ func TestCrashLoopingPreviousInstanceReported(t *testing.T) {
 		}
 		var ids []string
 		for _, cl := range rep.Status.Containers {
-			if cl.ContainerID == prevID {
+			// The pod's status can name the previous instance before the agent's next scan
+			// has seen it stop: wait for that scan.
+			if cl.ContainerID == prevID && cl.State == v1alpha1.ContainerStopped {
 				entry = cl
 				return nil
 			}
